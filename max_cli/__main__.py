@@ -1,0 +1,3 @@
+from max_cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""HTTP API: thin routers over services. Auth and visibility are applied in ``deps``."""

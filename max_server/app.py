@@ -1,0 +1,75 @@
+"""The FastAPI application: routers, error handlers, and the background work's lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from max_server import __version__
+from max_server.api import conversations, errors, health, teams, users
+from max_server.db import Database
+from max_server.settings import Settings, load_settings
+
+log = logging.getLogger("max.access")
+
+
+def create_app(settings: Settings, *, db: Database | None = None, background: bool = True) -> FastAPI:
+    """Builds the app. ``background=False`` leaves out the worker and scheduler (tests, tools)."""
+    database = db or Database(
+        settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
+    )
+    owns_db = db is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_db:
+                database.dispose()
+
+    app = FastAPI(
+        title="MAX",
+        version=__version__,
+        description="Customer service on WhatsApp and your own Chat App.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.background = background
+    errors.install(app)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        actor = getattr(request.state, "actor", None)
+        log.info(
+            "%s %s %s",
+            request.method,
+            request.url.path,
+            response.status_code,
+            extra={
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "user_id": getattr(actor, "user_id", None),
+            },
+        )
+        return response
+
+    for module in (health, users, teams, conversations):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (several worker processes): settings from MAX_CONFIG."""
+    settings = load_settings()
+    from max_server import logs
+
+    logs.configure(settings.server.log_level, settings.server.log_format, logs.settings_secrets(settings))
+    return create_app(settings)

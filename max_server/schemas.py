@@ -1,0 +1,258 @@
+"""Wire models shared by the server and its clients.
+
+This module imports nothing heavier than pydantic: ``max_cli`` and ``max_tui`` load it at start.
+Ids are strings on the wire; datetimes are ISO 8601 with an offset; durations are integer
+seconds in keys ending ``_s``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+Role = Literal["agent", "supervisor", "admin"]
+MemberRole = Literal["member", "supervisor"]
+Presence = Literal["online", "away", "offline"]
+ConversationStatus = Literal["queued", "assigned", "closed"]
+Priority = Literal["low", "normal", "high", "urgent"]
+CloseReason = Literal["resolved", "spam", "duplicate", "no_response", "other"]
+
+
+def _to_str(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Id = Annotated[str, BeforeValidator(_to_str)]
+# Deliberately loose: one @, something on each side, a dot in the domain, no spaces.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# Errors ---------------------------------------------------------------------------------
+class ErrorDetail(Wire):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(Wire):
+    error: ErrorDetail
+
+
+# Users and tokens -----------------------------------------------------------------------
+class TeamMembership(Wire):
+    id: Id
+    slug: str
+    name: str
+    role: MemberRole
+
+
+class UserPublic(Wire):
+    id: Id
+    name: str
+    email: str
+    role: Role
+    capacity: int
+    presence: Presence
+    last_seen_at: datetime | None = None
+    is_active: bool
+    created_at: datetime
+
+
+class Me(UserPublic):
+    teams: list[TeamMembership] = []
+
+
+class UserCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
+    role: Role = "agent"
+    capacity: int = Field(5, ge=0, le=1000)
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class UserUpdate(Input):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    role: Role | None = None
+    capacity: int | None = Field(None, ge=0, le=1000)
+    is_active: bool | None = None
+
+
+class UserList(Wire):
+    users: list[UserPublic]
+    next_cursor: str | None = None
+
+
+class TokenPublic(Wire):
+    id: Id
+    user_id: Id
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class TokenCreate(Input):
+    name: str = Field("default", min_length=1, max_length=100)
+
+
+class TokenCreated(Wire):
+    """The token itself is shown once, here, and never again."""
+
+    token: str
+    api_token: TokenPublic
+
+
+class UserCreated(Wire):
+    user: UserPublic
+    token: str
+
+
+class TokenList(Wire):
+    tokens: list[TokenPublic]
+    next_cursor: str | None = None
+
+
+# Teams ----------------------------------------------------------------------------------
+class TeamMemberPublic(Wire):
+    user_id: Id
+    name: str
+    email: str
+    role: MemberRole
+
+
+class TeamPublic(Wire):
+    id: Id
+    slug: str
+    name: str
+    timezone: str
+    after_hours_message: str | None = None
+    auto_assign: bool
+    member_count: int = 0
+    members: list[TeamMemberPublic] | None = None
+    created_at: datetime
+
+
+class TeamCreate(Input):
+    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str | None = Field(None, max_length=200)
+    timezone: str = "UTC"
+    auto_assign: bool = True
+
+
+class TeamUpdate(Input):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = None
+    auto_assign: bool | None = None
+    after_hours_message: str | None = None
+
+
+class TeamMemberSet(Input):
+    role: MemberRole = "member"
+
+
+class TeamList(Wire):
+    teams: list[TeamPublic]
+    next_cursor: str | None = None
+
+
+# Conversations and messages -------------------------------------------------------------
+class Ref(Wire):
+    id: Id
+    name: str | None = None
+
+
+class TeamRef(Wire):
+    id: Id
+    slug: str
+    name: str
+
+
+class ConversationPublic(Wire):
+    id: Id
+    number: int
+    customer: Ref
+    team: TeamRef | None = None
+    channel: str
+    channel_account_id: Id
+    status: ConversationStatus
+    priority: Priority
+    assignee: Ref | None = None
+    subject: str | None = None
+    required_skills: list[Any] = []
+    cycle: int = 1
+    first_message_at: datetime | None = None
+    first_response_at: datetime | None = None
+    last_customer_message_at: datetime | None = None
+    last_message_at: datetime | None = None
+    last_message_preview: str | None = None
+    frt_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    escalated_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    after_hours: bool = False
+    rate_limited: bool = False
+    window_open: bool
+    window_expires_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationList(Wire):
+    conversations: list[ConversationPublic]
+    next_cursor: str | None = None
+
+
+class MediaRef(Wire):
+    id: Id
+    media_type: str
+    mime_type: str | None = None
+    filename: str | None = None
+    size: int | None = None
+    status: str
+    reason: str | None = None
+
+
+class MessagePublic(Wire):
+    id: Id
+    conversation_id: Id
+    direction: Literal["inbound", "outbound"]
+    sender_type: Literal["customer", "agent", "system"]
+    sender: Ref | None = None
+    channel: str
+    channel_message_id: str | None = None
+    type: str
+    content_text: str | None = None
+    payload: dict[str, Any] = {}
+    delivery_status: str
+    error: dict[str, Any] | None = None
+    flags: list[str] = []
+    media: list[MediaRef] = []
+    customer_time: datetime | None = None
+    created_at: datetime
+
+
+class MessageList(Wire):
+    messages: list[MessagePublic]
+    next_cursor: str | None = None
+
+
+# Health ---------------------------------------------------------------------------------
+class Health(Wire):
+    status: str
+    version: str | None = None
+    checks: dict[str, str] = {}

@@ -1,0 +1,124 @@
+"""Rows to wire models (``schemas``), loading related rows in bulk (never one query per row).
+
+Events carry their subject "as the API shows it", so services and routers both present through
+here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from max_server import clock
+from max_server.models import ChannelAccount, Conversation, Customer, Message, Team, User
+from max_server.schemas import (
+    ConversationPublic,
+    MessagePublic,
+    Ref,
+    TeamPublic,
+    TeamRef,
+    UserPublic,
+)
+
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def user(row: User) -> UserPublic:
+    return UserPublic.model_validate(row)
+
+
+def team(row: Team, member_count: int = 0) -> TeamPublic:
+    return TeamPublic.model_validate(row).model_copy(update={"member_count": member_count})
+
+
+def window_expires_at(channel: str, conversation: Conversation) -> datetime | None:
+    """When WhatsApp's 24 h customer-service window closes (None: no window on this channel)."""
+    if channel != "whatsapp":
+        return None
+    last = conversation.last_customer_message_at
+    if last is None:
+        return None
+    if conversation.window_closed_at is not None and conversation.window_closed_at >= last:
+        return conversation.window_closed_at
+    return last + WHATSAPP_WINDOW
+
+
+def window_open(channel: str, conversation: Conversation, now: datetime) -> bool:
+    if channel != "whatsapp":
+        return True
+    expires = window_expires_at(channel, conversation)
+    return expires is not None and now < expires
+
+
+def conversations(session: Session, rows: Sequence[Conversation]) -> list[ConversationPublic]:
+    if not rows:
+        return []
+    now = clock.now()
+    customers = _by_id(session, Customer, {r.customer_id for r in rows})
+    teams = _by_id(session, Team, {r.team_id for r in rows if r.team_id})
+    users = _by_id(session, User, {r.assignee_id for r in rows if r.assignee_id})
+    accounts = _by_id(session, ChannelAccount, {r.channel_account_id for r in rows})
+    out = []
+    for row in rows:
+        customer = customers[row.customer_id]
+        team_row = teams.get(row.team_id) if row.team_id else None
+        assignee = users.get(row.assignee_id) if row.assignee_id else None
+        channel = accounts[row.channel_account_id].kind
+        out.append(
+            ConversationPublic.model_validate(
+                {
+                    **row.model_dump(),
+                    "customer": Ref(id=customer.id, name=customer.name),
+                    "team": TeamRef.model_validate(team_row) if team_row else None,
+                    "assignee": Ref(id=assignee.id, name=assignee.name) if assignee else None,
+                    "channel": channel,
+                    "window_open": window_open(channel, row, now),
+                    "window_expires_at": window_expires_at(channel, row),
+                }
+            )
+        )
+    return out
+
+
+def conversation(session: Session, row: Conversation) -> ConversationPublic:
+    return conversations(session, [row])[0]
+
+
+def messages(session: Session, rows: Sequence[Message]) -> list[MessagePublic]:
+    if not rows:
+        return []
+    senders = _by_id(session, User, {r.sender_user_id for r in rows if r.sender_user_id})
+    media = _media_for(session, [r.id for r in rows if r.id is not None])
+    out = []
+    for row in rows:
+        sender = senders.get(row.sender_user_id) if row.sender_user_id else None
+        out.append(
+            MessagePublic.model_validate(
+                {
+                    **row.model_dump(),
+                    "sender": Ref(id=sender.id, name=sender.name) if sender else None,
+                    "media": media.get(row.id, []),  # type: ignore[arg-type]
+                }
+            )
+        )
+    return out
+
+
+def message(session: Session, row: Message) -> MessagePublic:
+    return messages(session, [row])[0]
+
+
+def _media_for(session: Session, message_ids: list[int]) -> dict[int, list[dict[str, object]]]:
+    """Media lines per message (the media table arrives with the media pipeline)."""
+    return {}
+
+
+def _by_id(session: Session, model: type, ids: set[int | None]) -> dict[int, Any]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows: list[Any] = list(session.exec(select(model).where(col(model.id).in_(wanted))))  # type: ignore[attr-defined]
+    return {row.id: row for row in rows}

@@ -1,0 +1,1 @@
+"""The agent console (Textual): ``max tui``."""

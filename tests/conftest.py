@@ -1,0 +1,131 @@
+"""Fixtures: every database test runs on SQLite and PostgreSQL (``db``), with a frozen clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from max_server import clock as clock_module
+from max_server.access import Actor
+from max_server.app import create_app
+from max_server.clock import FrozenClock
+from max_server.db import Database
+from max_server.schemas import UserCreate
+from max_server.services import teams as team_service
+from max_server.services import users as user_service
+from max_server.settings import Settings, load_settings
+from tests.support.databases import BACKENDS, Template
+from tests.support.live import LiveServer
+
+SYSTEM = Actor.system("tests")
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[dict[str, Template]]:
+    workdir = tmp_path_factory.mktemp("db-templates")
+    made = {backend: Template(backend, workdir, worker_id) for backend in BACKENDS}
+    yield made
+    for template in made.values():
+        template.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db(backend: str, templates: dict[str, Template], tmp_path: Path) -> Iterator[Database]:
+    database = templates[backend].fresh(tmp_path)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    frozen = FrozenClock(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))  # a Monday
+    previous = clock_module.use_clock(frozen)
+    yield frozen
+    clock_module.use_clock(previous)
+
+
+def make_settings(db: Database, tmp_path: Path, **sections: dict[str, Any]) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {
+        "server": {"environment": "test", "secret_key": "test-secret-key-0123456789"},
+        "database": {"url": db.url},
+        "storage": {"path": str(tmp_path / "media")},
+    }
+    for section, values in sections.items():
+        overrides.setdefault(section, {}).update(values)
+    return load_settings(None, **overrides)
+
+
+@pytest.fixture
+def settings(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.delenv("MAX_CONFIG", raising=False)
+    return make_settings(db, tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> FastAPI:
+    return create_app(settings, db=db, background=False)
+
+
+@pytest.fixture
+def api(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def live(app: FastAPI) -> Iterator[LiveServer]:
+    with LiveServer(app) as server:
+        yield server
+
+
+class People:
+    """Creates users and teams through the services, returning ``(user, token)``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.count = 0
+
+    def user(self, role: str = "agent", name: str | None = None, **fields: Any) -> tuple[Any, str]:
+        self.count += 1
+        name = name or f"{role.title()} {self.count}"
+        with self.db.session() as session:
+            user, token = user_service.create_user(
+                session,
+                SYSTEM,
+                UserCreate(name=name, email=f"{role}{self.count}@example.com", role=role),  # type: ignore[arg-type]
+            )
+            for key, value in fields.items():
+                setattr(user, key, value)
+            session.add(user)
+            session.commit()
+        return user, token
+
+    def team(self, slug: str, **fields: Any) -> Any:
+        from max_server.schemas import TeamCreate
+
+        with self.db.session() as session:
+            return team_service.create_team(session, SYSTEM, TeamCreate(slug=slug, **fields))
+
+    def join(self, team: Any, user: Any, role: str = "member") -> None:
+        with self.db.session() as session:
+            team_service.set_member(session, SYSTEM, str(team.id), user.id, role)
+
+
+@pytest.fixture
+def people(db: Database) -> People:
+    return People(db)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
