@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,25 +11,31 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from max_server import __version__
-from max_server.api import conversations, errors, health, teams, users
+from max_server.api import conversations, errors, events, health, jobs, notifications, teams, users
 from max_server.db import Database
+from max_server.runtime import Runtime
 from max_server.settings import Settings, load_settings
 
 log = logging.getLogger("max.access")
 
 
 def create_app(settings: Settings, *, db: Database | None = None, background: bool = True) -> FastAPI:
-    """Builds the app. ``background=False`` leaves out the worker and scheduler (tests, tools)."""
+    """Builds the app. ``background=False`` leaves out the job worker and scheduler (tests,
+    tools); the sequencer and the live stream always run."""
     database = db or Database(
         settings.database_url, pool_size=settings.database.pool_size, echo=settings.database.echo
     )
     owns_db = db is None
 
+    runtime = Runtime(database, settings, jobs=background)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(runtime.stop)
             if owns_db:
                 database.dispose()
 
@@ -40,7 +47,7 @@ def create_app(settings: Settings, *, db: Database | None = None, background: bo
     )
     app.state.settings = settings
     app.state.db = database
-    app.state.background = background
+    app.state.runtime = runtime
     errors.install(app)
 
     @app.middleware("http")
@@ -61,7 +68,7 @@ def create_app(settings: Settings, *, db: Database | None = None, background: bo
         )
         return response
 
-    for module in (health, users, teams, conversations):
+    for module in (health, users, teams, conversations, notifications, events, jobs):
         app.include_router(module.router)
     return app
 

@@ -251,6 +251,60 @@ class MessageList(Wire):
     next_cursor: str | None = None
 
 
+# Notifications, events, jobs ------------------------------------------------------------
+class NotificationPublic(Wire):
+    id: Id
+    user_id: Id
+    kind: str
+    text: str
+    data: dict[str, Any] = {}
+    read_at: datetime | None = None
+    created_at: datetime
+
+
+class NotificationList(Wire):
+    notifications: list[NotificationPublic]
+    unread_count: int
+    next_cursor: str | None = None
+
+
+class EventEnvelope(Wire):
+    id: Id
+    seq: int | None
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+class EventList(Wire):
+    events: list[EventEnvelope]
+    latest_seq: int
+    next_cursor: str | None = None
+
+
+class JobPublic(Wire):
+    id: Id
+    kind: str
+    payload: dict[str, Any] = {}
+    state: Literal["queued", "running", "done", "dead"]
+    run_at: datetime | None = None
+    attempts: int
+    max_attempts: int
+    locked_by: str | None = None
+    locked_until: datetime | None = None
+    last_error: str | None = None
+    dedupe_key: str | None = None
+    ordering_key: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobList(Wire):
+    jobs: list[JobPublic]
+    next_cursor: str | None = None
+
+
 # Health ---------------------------------------------------------------------------------
 class Health(Wire):
     status: str

@@ -129,3 +129,11 @@ def people(db: Database) -> People:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def postgres_db(templates: dict[str, Template], tmp_path: Path) -> Iterator[Database]:
+    """For tests that are about PostgreSQL itself (several processes, SKIP LOCKED, EXPLAIN)."""
+    database = templates["postgres"].fresh(tmp_path)
+    yield database
+    database.dispose()

@@ -7,3 +7,9 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "none: liveness only, reveals nothing",
     ("GET", "/readyz"): "none: readiness only, reveals nothing",
 }
+
+# Websocket routes cannot use the HTTP role guards; each authenticates its token itself
+# (``Authorization`` header or ``token`` query parameter) and refuses the handshake with 401.
+WEBSOCKET_ROUTES: dict[str, str] = {
+    "/api/v1/events": "agent: token in the Authorization header or ?token=",
+}

@@ -3,6 +3,7 @@
 from max_server.models.channels import ChannelAccount
 from max_server.models.conversations import Conversation, Message
 from max_server.models.customers import Customer, CustomerIdentity
+from max_server.models.jobs import Event, Job, PeriodicTick
 from max_server.models.notifications import AuditEntry, Notification
 from max_server.models.teams import AgentSkill, Team, TeamMember
 from max_server.models.users import ApiToken, User
@@ -15,8 +16,11 @@ __all__ = [
     "Conversation",
     "Customer",
     "CustomerIdentity",
+    "Event",
+    "Job",
     "Message",
     "Notification",
+    "PeriodicTick",
     "Team",
     "TeamMember",
     "User",

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from max_server.api.public import PUBLIC_ROUTES
+from max_server.api.public import PUBLIC_ROUTES, WEBSOCKET_ROUTES
 from tests.conftest import People, bearer
 from tests.support.routes import api_routes
 
@@ -18,7 +18,11 @@ def test_every_route_is_public_or_guarded(app: FastAPI) -> None:
     routes = api_routes(app)
     assert routes, "no routes found"
     unguarded = [
-        (r.method, r.path) for r in routes if r.min_role is None and (r.method, r.path) not in PUBLIC_ROUTES
+        (r.method, r.path)
+        for r in routes
+        if r.min_role is None
+        and (r.method, r.path) not in PUBLIC_ROUTES
+        and not (r.is_websocket and r.path in WEBSOCKET_ROUTES)
     ]
     assert unguarded == [], f"routes without a role guard and not on the public allow-list: {unguarded}"
     # Everything on the allow-list exists (no stale entries) and carries no guard.
@@ -120,3 +124,19 @@ def test_tokens_are_stored_only_as_hashes(api: TestClient, people: People, db: o
         stored = [t.token_hash for t in session.exec(select(ApiToken))]
     assert token not in stored
     assert all(len(h) == 64 for h in stored)
+
+
+def test_websocket_routes_refuse_the_handshake_without_a_valid_token(app: FastAPI, api: TestClient) -> None:
+    from starlette.testclient import WebSocketDenialResponse
+
+    sockets = [r for r in api_routes(app) if r.is_websocket]
+    assert {r.path for r in sockets} == set(WEBSOCKET_ROUTES)
+    for route in sockets:
+        for headers, query in (({}, ""), (bearer("max_" + "x" * 43), ""), ({}, "?token=max_" + "y" * 43)):
+            with (
+                pytest.raises(WebSocketDenialResponse) as denied,
+                api.websocket_connect(route.path + query, headers=headers),
+            ):
+                pass
+            assert denied.value.status_code == 401
+            assert denied.value.json()["error"]["code"] in ("missing_token", "invalid_token")

@@ -1,0 +1,216 @@
+"""The job table's operations: enqueue inside the caller's transaction, claim with leases on the
+database clock (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer), complete,
+retry, reap expired leases, prune.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select, text, update
+from sqlmodel import Session
+
+from max_server import wakeup
+from max_server.db import dialect_insert, is_postgres
+from max_server.models import Job
+
+ACTIVE = ("queued", "running")
+_J = Job.__table__  # type: ignore[attr-defined]
+MAX_ERROR = 2000
+
+
+def db_now(session: Session) -> datetime:
+    """The database's clock: the one time every process agrees on."""
+    if is_postgres(session):
+        value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        return value.astimezone(UTC)
+    raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    run_at: datetime | None = None,
+    dedupe_key: str | None = None,
+    ordering_key: str | None = None,
+    max_attempts: int | None = None,
+) -> int | None:
+    """Adds a job in the caller's transaction; returns its id, or None if ``dedupe_key`` is
+    already held by a queued or running job."""
+    from max_server.jobs.registry import policy_for
+
+    values = {
+        "kind": kind,
+        "payload": payload or {},
+        "state": "queued",
+        "run_at": run_at,
+        "attempts": 0,
+        "max_attempts": max_attempts or policy_for(kind).max_attempts,
+        "dedupe_key": dedupe_key,
+        "ordering_key": ordering_key,
+        "created_at": _python_now(),
+    }
+    statement = dialect_insert(session, _J).values(**values)
+    if dedupe_key is not None:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=["dedupe_key"], index_where=text("state IN ('queued', 'running')")
+        )
+    job_id = session.execute(statement.returning(_J.c.id)).scalar_one_or_none()
+    if job_id is not None:
+        wakeup.request(session, "jobs")
+    return job_id
+
+
+def _python_now() -> datetime:
+    from max_server import clock
+
+    return clock.now()
+
+
+def claim(session: Session, worker_id: str, now: datetime, lease_seconds: float, limit: int = 1) -> list[Job]:
+    """Takes up to ``limit`` due jobs for ``worker_id``. Jobs sharing an ``ordering_key`` run
+    one at a time, in id order. The caller commits."""
+    q = _J.alias("q")
+    earlier = _J.alias("earlier")
+    blocked = exists().where(
+        earlier.c.ordering_key == q.c.ordering_key,
+        earlier.c.state.in_(ACTIVE),
+        earlier.c.id < q.c.id,
+    )
+    due = (
+        select(q.c.id)
+        .where(
+            q.c.state == "queued",
+            or_(q.c.run_at.is_(None), q.c.run_at <= now),
+            or_(q.c.ordering_key.is_(None), ~blocked),
+        )
+        .order_by(q.c.run_at.asc().nulls_first(), q.c.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        due = due.with_for_update(skip_locked=True, of=q)
+    statement = (
+        update(_J)
+        .where(_J.c.id.in_(due.scalar_subquery()))
+        .values(
+            state="running",
+            locked_by=worker_id,
+            locked_until=now + timedelta(seconds=lease_seconds),
+            attempts=_J.c.attempts + 1,
+            started_at=now,
+        )
+        .returning(*_J.c)
+    )
+    rows = session.execute(statement).mappings().all()
+    return sorted((Job.model_validate(dict(row)) for row in rows), key=lambda j: j.id or 0)
+
+
+def complete(session: Session, job_id: int, worker_id: str, now: datetime) -> bool:
+    """Marks the job done if this worker still holds it."""
+    result = session.execute(
+        update(_J)
+        .where(_J.c.id == job_id, _J.c.state == "running", _J.c.locked_by == worker_id)
+        .values(state="done", finished_at=now, locked_by=None, locked_until=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail(
+    session: Session,
+    job: Job,
+    worker_id: str,
+    now: datetime,
+    error: str,
+    *,
+    retry_after: float | None,
+) -> str:
+    """Records a failed attempt: queued again after ``retry_after`` seconds, or ``dead`` when
+    attempts are used up or ``retry_after`` is None. Returns the new state ("" if lost)."""
+    dead = retry_after is None or job.attempts >= job.max_attempts
+    values: dict[str, Any] = {"last_error": error[:MAX_ERROR], "locked_by": None, "locked_until": None}
+    if dead:
+        values.update(state="dead", finished_at=now)
+    else:
+        values.update(state="queued", run_at=now + timedelta(seconds=retry_after or 0))
+    result = session.execute(
+        update(_J)
+        .where(_J.c.id == job.id, _J.c.state == "running", _J.c.locked_by == worker_id)
+        .values(**values)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return ""
+    if not dead:
+        wakeup.request(session, "jobs")
+    return str(values["state"])
+
+
+def reap(session: Session, now: datetime) -> int:
+    """Jobs whose worker went silent past the lease: queued again, or dead if out of attempts."""
+    expired = (_J.c.state == "running", _J.c.locked_until < now)
+    dead = session.execute(
+        update(_J)
+        .where(*expired, _J.c.attempts >= _J.c.max_attempts)
+        .values(
+            state="dead",
+            finished_at=now,
+            locked_by=None,
+            locked_until=None,
+            last_error="worker lost: its lease expired on the last attempt",
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    requeued = session.execute(
+        update(_J)
+        .where(*expired)
+        .values(
+            state="queued",
+            run_at=None,
+            locked_by=None,
+            locked_until=None,
+            last_error="worker lost: its lease expired; retrying",
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if requeued:
+        wakeup.request(session, "jobs")
+    return int(dead) + int(requeued)
+
+
+def extend_leases(
+    session: Session, worker_id: str, job_ids: list[int], now: datetime, lease_seconds: float
+) -> None:
+    if not job_ids:
+        return
+    session.execute(
+        update(_J)
+        .where(_J.c.id.in_(job_ids), _J.c.state == "running", _J.c.locked_by == worker_id)
+        .values(locked_until=now + timedelta(seconds=lease_seconds))
+    )
+
+
+def retry_now(session: Session, job_id: int) -> Job | None:
+    """Puts a dead (or done) job back in the queue with fresh attempts."""
+    session.execute(
+        update(_J)
+        .where(_J.c.id == job_id, _J.c.state.in_(("dead", "done")))
+        .values(state="queued", run_at=None, attempts=0, finished_at=None, locked_by=None, locked_until=None)
+    )
+    wakeup.request(session, "jobs")
+    return session.get(Job, job_id)
+
+
+def prune(session: Session, *, done_before: datetime, dead_before: datetime, batch: int = 1000) -> int:
+    """Deletes one batch of finished jobs past their retention; call until it returns 0."""
+    victims = (
+        select(_J.c.id)
+        .where(
+            or_(
+                (_J.c.state == "done") & (_J.c.finished_at < done_before),
+                (_J.c.state == "dead") & (_J.c.finished_at < dead_before),
+            )
+        )
+        .limit(batch)
+    )
+    return int(session.execute(delete(_J).where(_J.c.id.in_(victims.scalar_subquery()))).rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,217 @@
+"""The worker: threads that claim due jobs, run their handlers, and record the outcome.
+
+Wake-ups come from this process (after a commit) and, on PostgreSQL, from LISTEN/NOTIFY; a slow
+poll remains as the safety net. Leases are extended while a handler runs, so a long download is
+not taken over; a worker that dies stops extending them and another process reclaims the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from max_server.db import Database
+from max_server.jobs import queue, registry
+from max_server.jobs.registry import JobContext, PermanentFailure, RetryLater
+from max_server.logs import Redactor
+from max_server.models import Job
+from max_server.settings import Settings
+from max_server.wakeup import SIGNALS
+
+log = logging.getLogger("max.jobs")
+NowSource = Callable[[Session], datetime]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        concurrency: int | None = None,
+        now: NowSource = queue.db_now,
+        name: str | None = None,
+        lease_seconds: float | None = None,
+        poll_interval: float | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.concurrency = concurrency or settings.jobs.concurrency
+        self.now = now
+        self.name = name or worker_name()
+        self.lease = float(lease_seconds or settings.jobs.lease)
+        self.poll = poll_interval or settings.jobs.poll_interval
+        self._stop = threading.Event()
+        self._wake = SIGNALS.subscribe("jobs")
+        self._threads: list[threading.Thread] = []
+        self._running: dict[int, str] = {}  # job id -> thread name
+        self._running_lock = threading.Lock()
+        self._last_reap: datetime | None = None
+        self._redactor = Redactor()
+
+    # Lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        for n in range(self.concurrency):
+            thread = threading.Thread(target=self._loop, name=f"max-worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        heartbeat = threading.Thread(target=self._heartbeat, name="max-worker-heartbeat", daemon=True)
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        SIGNALS.unsubscribe("jobs", self._wake)
+
+    # One step, also used directly by tests ------------------------------------------------
+    def run_once(self, limit: int = 1) -> int:
+        """Claims and runs up to ``limit`` due jobs in this thread; returns how many ran."""
+        jobs = self._claim(limit)
+        for job in jobs:
+            self._run(job)
+        return len(jobs)
+
+    def drain(self, max_jobs: int = 10_000) -> int:
+        """Runs due jobs until none is left (tests and tools)."""
+        total = 0
+        while total < max_jobs:
+            ran = self.run_once(limit=10)
+            if not ran:
+                return total
+            total += ran
+        return total
+
+    # Internals ----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                jobs = self._claim(1)
+                backoff = 0.5
+            except SQLAlchemyError as exc:
+                log.warning("cannot claim jobs (%s); retrying in %.1fs", type(exc).__name__, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            if not jobs:
+                self._wake.wait(self.poll)
+                self._wake.clear()
+                continue
+            for job in jobs:
+                self._run(job)
+
+    def _claim(self, limit: int) -> list[Job]:
+        with self.db.session() as session:
+            now = self.now(session)
+            if self._last_reap is None or (now - self._last_reap).total_seconds() >= self.lease / 2:
+                self._last_reap = now
+                reaped = queue.reap(session, now)
+                if reaped:
+                    log.warning("reclaimed %d job(s) whose worker went silent", reaped)
+            jobs = queue.claim(session, self.name, now, self.lease, limit)
+            session.commit()
+        return jobs
+
+    def _run(self, job: Job) -> None:
+        assert job.id is not None
+        kind = registry.kind(job.kind)
+        with self._running_lock:
+            self._running[job.id] = threading.current_thread().name
+        started = time.perf_counter()
+        outcome, error, retry_after = "done", "", None
+        try:
+            if kind is None:
+                raise PermanentFailure(f"no handler for job kind {job.kind!r}")
+            context = JobContext(
+                db=self.db,
+                settings=self.settings,
+                job_id=job.id,
+                kind=job.kind,
+                attempt=job.attempts,
+                worker_id=self.name,
+            )
+            kind.handler(context, dict(job.payload))
+        except RetryLater as exc:
+            outcome, error = "retry", str(exc)
+            retry_after = (
+                exc.delay if exc.delay is not None else kind.policy.delay(job.attempts) if kind else 5.0
+            )
+        except PermanentFailure as exc:
+            outcome, error = "dead", str(exc)
+        except Exception as exc:
+            outcome, error = "retry", f"{type(exc).__name__}: {exc}"
+            retry_after = kind.policy.delay(job.attempts) if kind else None
+            log.warning(
+                "job %s (%s) attempt %d failed: %s\n%s",
+                job.id,
+                job.kind,
+                job.attempts,
+                self._redactor.redact(error),
+                self._redactor.redact("".join(traceback.format_exception(exc)[-3:])),
+            )
+        finally:
+            with self._running_lock:
+                self._running.pop(job.id, None)
+        self._record(job, outcome, self._redactor.redact(error), retry_after, time.perf_counter() - started)
+
+    def _record(self, job: Job, outcome: str, error: str, retry_after: float | None, seconds: float) -> None:
+        assert job.id is not None
+        for attempt in range(5):  # the database may blink; the lease protects us meanwhile
+            try:
+                with self.db.session() as session:
+                    now = self.now(session)
+                    if outcome == "done":
+                        state = "done" if queue.complete(session, job.id, self.name, now) else ""
+                    else:
+                        state = queue.fail(session, job, self.name, now, error, retry_after=retry_after)
+                    session.commit()
+                break
+            except SQLAlchemyError as exc:
+                log.warning("cannot record job %s (%s); retrying", job.id, type(exc).__name__)
+                self._stop.wait(0.5 * (attempt + 1))
+        else:
+            return
+        level = logging.INFO if state in ("done", "queued") else logging.WARNING
+        log.log(
+            level,
+            "job %s %s: %s",
+            job.id,
+            job.kind,
+            state or "lost (another worker holds it)",
+            extra={
+                "job_id": job.id,
+                "kind": job.kind,
+                "attempt": job.attempts,
+                "ms": round(seconds * 1000, 1),
+            },
+        )
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(max(self.lease / 3, 0.2)):
+            with self._running_lock:
+                ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                with self.db.session() as session:
+                    queue.extend_leases(session, self.name, ids, self.now(session), self.lease)
+                    session.commit()
+            except SQLAlchemyError as exc:
+                log.warning("cannot extend leases (%s)", type(exc).__name__)
