@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from max_cli.commands import db, events, jobs, login, server, teams, tokens, users
+from max_cli.commands import (
+    channels,
+    conversations,
+    db,
+    events,
+    jobs,
+    login,
+    sandbox,
+    server,
+    teams,
+    tokens,
+    users,
+)
 
 app = typer.Typer(
     name="max",
@@ -18,8 +30,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(teams.app, name="teams")
+app.add_typer(channels.app, name="channels")
+app.add_typer(conversations.app, name="conversations")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(events.app, name="events")
+app.add_typer(sandbox.app, name="sandbox")
 login.register(app)
 
 

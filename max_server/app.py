@@ -11,7 +11,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from max_server import __version__
-from max_server.api import conversations, errors, events, health, jobs, notifications, teams, users
+from max_server.api import (
+    channels,
+    conversations,
+    errors,
+    events,
+    health,
+    jobs,
+    notifications,
+    teams,
+    users,
+    webhooks,
+)
 from max_server.db import Database
 from max_server.runtime import Runtime
 from max_server.settings import Settings, load_settings
@@ -31,6 +42,7 @@ def create_app(settings: Settings, *, db: Database | None = None, background: bo
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(_prepare, database, settings)
         runtime.start()
         try:
             yield
@@ -68,9 +80,17 @@ def create_app(settings: Settings, *, db: Database | None = None, background: bo
         )
         return response
 
-    for module in (health, users, teams, conversations, notifications, events, jobs):
+    for module in (health, webhooks, users, teams, channels, conversations, notifications, events, jobs):
         app.include_router(module.router)
     return app
+
+
+def _prepare(database: Database, settings: Settings) -> None:
+    """Start-up work that needs the database: the configured channel accounts exist."""
+    from max_server.services.channels import ensure_config_accounts
+
+    with database.session() as session:
+        ensure_config_accounts(session, settings)
 
 
 def create_app_from_env() -> FastAPI:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from max_server import httpclients
 from max_server.db import Database
 from max_server.jobs import registry
 from max_server.jobs.scheduler import Scheduler
@@ -48,3 +49,4 @@ class Runtime:
         self.sequencer.stop()
         if self.listener:
             self.listener.stop()
+        httpclients.close_all()

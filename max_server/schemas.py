@@ -251,6 +251,60 @@ class MessageList(Wire):
     next_cursor: str | None = None
 
 
+class ReplyCreate(Input):
+    """An agent's message: free text (inside WhatsApp's window) or an approved template."""
+
+    text: str | None = Field(None, max_length=4096)
+    template: dict[str, Any] | None = None
+
+
+class AssignBody(Input):
+    user_id: Id | None = Field(None, description="a user id, `me`, or null to unassign")
+
+
+class TransferBody(Input):
+    team: str = Field(min_length=1, description="team slug or id")
+
+
+class CloseBody(Input):
+    reason: CloseReason = "resolved"
+
+
+class ConversationUpdate(Input):
+    priority: Priority | None = None
+    subject: str | None = Field(None, max_length=300)
+
+
+# Channels -------------------------------------------------------------------------------
+class ChannelAccountPublic(Wire):
+    id: Id
+    kind: Literal["whatsapp", "chat_app"]
+    external_id: str
+    name: str
+    waba_id: str | None = None
+    display_number: str | None = None
+    default_team: TeamRef | None = None
+    is_active: bool
+    created_at: datetime
+
+
+class ChannelAccountList(Wire):
+    channels: list[ChannelAccountPublic]
+    next_cursor: str | None = None
+
+
+class WhatsAppAccountCreate(Input):
+    phone_number_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$")
+    waba_id: str | None = Field(None, max_length=64)
+    display_number: str | None = Field(None, max_length=32)
+    name: str | None = Field(None, max_length=200)
+    default_team: str | None = None
+
+
+class DefaultTeamSet(Input):
+    team: str | None = None
+
+
 # Notifications, events, jobs ------------------------------------------------------------
 class NotificationPublic(Wire):
     id: Id

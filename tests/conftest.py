@@ -47,6 +47,15 @@ def db(backend: str, templates: dict[str, Template], tmp_path: Path) -> Iterator
     database.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _close_outbound_clients() -> Iterator[None]:
+    """Pooled outbound HTTP clients never outlive a test (their servers do not either)."""
+    yield
+    from max_server import httpclients
+
+    httpclients.close_all()
+
+
 @pytest.fixture
 def clock() -> Iterator[FrozenClock]:
     frozen = FrozenClock(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))  # a Monday

@@ -4,15 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
 from max_server.api.deps import AgentActor, SessionDep
-from max_server.schemas import ConversationList, ConversationPublic, MessageList
-from max_server.services import conversations, present
+from max_server.errors import Unprocessable
+from max_server.models import Message
+from max_server.schemas import (
+    AssignBody,
+    CloseBody,
+    ConversationList,
+    ConversationPublic,
+    ConversationUpdate,
+    MessageList,
+    MessagePublic,
+    ReplyCreate,
+    TransferBody,
+)
+from max_server.services import conversation_actions, conversations, present, replies
 from max_server.services.pagination import cursor_int, encode_cursor
 from max_server.services.teams import find_team
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+
+
+def templates_send(
+    session: SessionDep, actor: AgentActor, conversation_id: int, template: dict[str, object]
+) -> Message:
+    raise Unprocessable("sending templates is not available yet", code="templates_unavailable")
+
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -73,3 +92,62 @@ def list_messages(
         messages=present.messages(session, rows),
         next_cursor=encode_cursor(id=next_id) if next_id else None,
     )
+
+
+@router.post("/{conversation_id}/messages", response_model=MessagePublic, status_code=status.HTTP_201_CREATED)
+def reply(session: SessionDep, actor: AgentActor, conversation_id: int, body: ReplyCreate) -> MessagePublic:
+    """Sends an agent's message. Free text is refused with 409 ``whatsapp_window_closed`` more
+    than 24 hours after the customer's last message: send an approved template instead."""
+    if body.template is not None:
+        message = templates_send(session, actor, conversation_id, body.template)
+    elif body.text is not None:
+        message = replies.reply_text(session, actor, conversation_id, body.text)
+    else:
+        raise Unprocessable("give `text` or `template`", code="empty_message")
+    return present.message(session, message)
+
+
+@router.post("/{conversation_id}/assign", response_model=ConversationPublic)
+def assign(
+    session: SessionDep, actor: AgentActor, conversation_id: int, body: AssignBody
+) -> ConversationPublic:
+    """Assigns to a user (`me` for yourself) or, with null, unassigns."""
+    user_id = actor.user_id if body.user_id == "me" else (int(body.user_id) if body.user_id else None)
+    return present.conversation(
+        session, conversation_actions.assign(session, actor, conversation_id, user_id)
+    )
+
+
+@router.post("/{conversation_id}/transfer", response_model=ConversationPublic)
+def transfer(
+    session: SessionDep, actor: AgentActor, conversation_id: int, body: TransferBody
+) -> ConversationPublic:
+    """Moves it to another team's queue, unassigned."""
+    return present.conversation(
+        session, conversation_actions.transfer(session, actor, conversation_id, body.team)
+    )
+
+
+@router.patch("/{conversation_id}", response_model=ConversationPublic)
+def update(
+    session: SessionDep, actor: AgentActor, conversation_id: int, body: ConversationUpdate
+) -> ConversationPublic:
+    """Changes priority or subject."""
+    row = conversation_actions.update(
+        session, actor, conversation_id, priority=body.priority, subject=body.subject
+    )
+    return present.conversation(session, row)
+
+
+@router.post("/{conversation_id}/close", response_model=ConversationPublic)
+def close(
+    session: SessionDep, actor: AgentActor, conversation_id: int, body: CloseBody
+) -> ConversationPublic:
+    return present.conversation(
+        session, conversation_actions.close(session, actor, conversation_id, body.reason)
+    )
+
+
+@router.post("/{conversation_id}/reopen", response_model=ConversationPublic)
+def reopen(session: SessionDep, actor: AgentActor, conversation_id: int) -> ConversationPublic:
+    return present.conversation(session, conversation_actions.reopen(session, actor, conversation_id))

@@ -6,6 +6,10 @@ from __future__ import annotations
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "none: liveness only, reveals nothing",
     ("GET", "/readyz"): "none: readiness only, reveals nothing",
+    ("GET", "/webhooks/whatsapp"): "hub.verify_token compared in constant time (403 otherwise)",
+    ("POST", "/webhooks/whatsapp"): "X-Hub-Signature-256 over the raw body with the app secret (401)",
+    ("POST", "/webhooks/whatsapp/template-status"): "same as /webhooks/whatsapp (the seed's path)",
+    ("POST", "/channels/chat-app/messages"): "Standard Webhooks signature with chat_app.secret (401)",
 }
 
 # Websocket routes cannot use the HTTP role guards; each authenticates its token itself

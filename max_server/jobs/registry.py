@@ -49,8 +49,13 @@ class JobContext:
     job_id: int
     kind: str
     attempt: int
+    max_attempts: int
     worker_id: str
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
 
 
 Handler = Callable[[JobContext, dict[str, Any]], None]

@@ -145,6 +145,7 @@ class Worker:
                 job_id=job.id,
                 kind=job.kind,
                 attempt=job.attempts,
+                max_attempts=job.max_attempts,
                 worker_id=self.name,
             )
             kind.handler(context, dict(job.payload))

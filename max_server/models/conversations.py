@@ -51,6 +51,8 @@ class Conversation(SQLModel, table=True):
     number: int = Field(unique=True)
     customer_id: int = fk("customers.id", ondelete="RESTRICT")
     channel_account_id: int = fk("channel_accounts.id", ondelete="RESTRICT")
+    # The identity the customer last wrote from: replies go there.
+    identity_id: int | None = fk("customer_identities.id", nullable=True, ondelete="SET NULL", index=False)
     team_id: int | None = fk("teams.id", nullable=True, ondelete="SET NULL", index=False)
     status: str = Field(default="queued", max_length=16)
     priority: str = Field(default="normal", max_length=16)
@@ -67,6 +69,7 @@ class Conversation(SQLModel, table=True):
     closed_at: datetime | None = time_field()
     close_reason: str | None = Field(default=None, max_length=32)
     cycle: int = Field(default=1)
+    cycle_started_at: datetime | None = time_field()
     frt_due_at: datetime | None = time_field()
     resolution_due_at: datetime | None = time_field()
     sla_next_check_at: datetime | None = time_field()
@@ -104,4 +107,5 @@ class Message(SQLModel, table=True):
     delivery_status_at: datetime | None = time_field()
     error: dict[str, Any] | None = Field(default=None, sa_type=JsonType, nullable=True)
     flags: list[Any] = json_field(list)
+    reply_to_id: int | None = fk("messages.id", nullable=True, ondelete="SET NULL", index=False)
     created_at: datetime = created_at_field()

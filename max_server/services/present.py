@@ -13,9 +13,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from max_server import clock
-from max_server.models import ChannelAccount, Conversation, Customer, Message, Team, User
+from max_server.models import ChannelAccount, Conversation, Customer, MediaFile, Message, Team, User
 from max_server.schemas import (
+    ChannelAccountPublic,
     ConversationPublic,
+    MediaRef,
     MessagePublic,
     Ref,
     TeamPublic,
@@ -111,9 +113,32 @@ def message(session: Session, row: Message) -> MessagePublic:
     return messages(session, [row])[0]
 
 
-def _media_for(session: Session, message_ids: list[int]) -> dict[int, list[dict[str, object]]]:
-    """Media lines per message (the media table arrives with the media pipeline)."""
-    return {}
+def _media_for(session: Session, message_ids: list[int]) -> dict[int, list[MediaRef]]:
+    """Media lines per message, in one query."""
+    if not message_ids:
+        return {}
+    found: dict[int, list[MediaRef]] = {}
+    rows = session.exec(
+        select(MediaFile).where(col(MediaFile.message_id).in_(message_ids)).order_by(col(MediaFile.id))
+    )
+    for row in rows:
+        found.setdefault(row.message_id, []).append(MediaRef.model_validate(row))
+    return found
+
+
+def channel_accounts(session: Session, rows: Sequence[ChannelAccount]) -> list[ChannelAccountPublic]:
+    teams = _by_id(session, Team, {r.default_team_id for r in rows if r.default_team_id})
+    return [
+        ChannelAccountPublic.model_validate(
+            {
+                **row.model_dump(),
+                "default_team": TeamRef.model_validate(teams[row.default_team_id])
+                if row.default_team_id in teams
+                else None,
+            }
+        )
+        for row in rows
+    ]
 
 
 def _by_id(session: Session, model: type, ids: set[int | None]) -> dict[int, Any]:

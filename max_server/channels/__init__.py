@@ -1,0 +1,1 @@
+"""Channels: WhatsApp (Meta's Cloud API) and the company's own Chat App."""

@@ -1,0 +1,128 @@
+"""One WhatsApp webhook, in one transaction: messages, statuses, template updates, the rest."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlmodel import Session
+
+from max_server.channels.whatsapp.webhook import (
+    MEDIA_TYPES,
+    InboundMessage,
+    Item,
+    StatusUpdate,
+    TemplateUpdate,
+    Unknown,
+)
+from max_server.domain.phones import to_e164
+from max_server.models import ChannelAccount, InboundEvent
+from max_server.services import channels, identities, inbound, statuses
+from max_server.services.inbound import Inbound, MediaSpec
+from max_server.settings import Settings
+
+log = logging.getLogger("max.whatsapp")
+CHANNEL = "whatsapp"
+TemplateHook = Callable[[Session, TemplateUpdate, datetime], bool]
+_template_hooks: list[TemplateHook] = []
+
+
+def on_template_update(hook: TemplateHook) -> TemplateHook:
+    """Registers a handler for template webhooks (it returns True when it handled one)."""
+    _template_hooks.append(hook)
+    return hook
+
+
+def process(session: Session, settings: Settings, items: list[Item], now: datetime) -> Counter[str]:
+    """Applies every item; the caller commits once. Returns counts by outcome."""
+    counts: Counter[str] = Counter()
+    accounts: dict[str, ChannelAccount] = {}
+    for item in items:
+        if isinstance(item, InboundMessage):
+            account = accounts.get(item.account.phone_number_id) or _account(session, item)
+            accounts[item.account.phone_number_id] = account
+            counts[_message(session, settings, account, item, now)] += 1
+        elif isinstance(item, StatusUpdate):
+            outcome = statuses.apply(
+                session, CHANNEL, item.wamid, item.status, item.timestamp, item.errors, item.raw, now
+            )
+            counts[f"status_{outcome}"] += 1
+        elif isinstance(item, TemplateUpdate):
+            handled = any(hook(session, item, now) for hook in _template_hooks)
+            if not handled:
+                session.add(InboundEvent(channel=CHANNEL, kind=item.field, payload=item.value))
+            counts["template_update"] += 1
+        elif isinstance(item, Unknown):
+            session.add(InboundEvent(channel=CHANNEL, kind=item.kind, payload=item.payload))
+            counts["kept_unknown"] += 1
+    return counts
+
+
+def _account(session: Session, item: InboundMessage) -> ChannelAccount:
+    # Meta only sends our app the numbers subscribed to it: an unseen one becomes an account.
+    return channels.upsert(
+        session,
+        "whatsapp",
+        item.account.phone_number_id,
+        name=item.account.display_phone_number or "",
+        waba_id=item.account.waba_id,
+        display_number=item.account.display_phone_number,
+    )
+
+
+def _message(
+    session: Session, settings: Settings, account: ChannelAccount, item: InboundMessage, now: datetime
+) -> str:
+    keys = [k for k in (item.wa_id, item.user_id) if k]
+    if item.type == "system" and item.new_wa_id and item.wa_id:
+        identities.move_identity(session, CHANNEL, item.wa_id, item.new_wa_id)
+        keys = [item.new_wa_id, *(k for k in keys if k != item.wa_id)]
+    media = []
+    if item.media is not None and item.type in MEDIA_TYPES:
+        media.append(
+            MediaSpec(
+                media_type=item.type,
+                channel_media_id=item.media.id,
+                mime_type=item.media.mime_type,
+                filename=item.media.filename,
+                sha256=item.media.sha256,
+            )
+        )
+    stored = inbound.ingest(
+        session,
+        Inbound(
+            channel=CHANNEL,
+            account=account,
+            channel_message_id=item.wamid,
+            identity_keys=keys,
+            type=item.type,
+            text=item.text,
+            payload=item.raw,
+            sent_at=item.timestamp,
+            display_name=item.profile_name,
+            phone_e164=to_e164(item.wa_id) if item.wa_id else None,
+            reply_to=item.reply_to,
+            flags=item.flags,
+            media=media,
+        ),
+        now=now,
+        reopen_window=settings.routing.reopen_window,
+    )
+    if stored is None:
+        return "duplicate"
+    inbound.after_ingest(session, stored, settings, now)
+    return "stored"
+
+
+def describe(item: Item) -> dict[str, object]:
+    """A loggable summary (no message text)."""
+    if isinstance(item, InboundMessage):
+        return {"wamid": item.wamid, "type": item.type}
+    if isinstance(item, StatusUpdate):
+        return {"wamid": item.wamid, "status": item.status}
+    return {
+        "kind": type(item).__name__,
+        **({"field": item.field} if isinstance(item, TemplateUpdate) else {}),
+    }

@@ -1,0 +1,129 @@
+"""Channel accounts: WhatsApp business numbers and the Chat App."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from max_server.access import Actor
+from max_server.db import dialect_insert
+from max_server.errors import Conflict, Forbidden, not_found
+from max_server.models import ChannelAccount
+from max_server.services import audit
+from max_server.services.teams import find_team
+from max_server.settings import Settings
+
+_A = ChannelAccount.__table__  # type: ignore[attr-defined]
+CHAT_APP_DEFAULT = "default"
+
+
+def ensure_config_accounts(session: Session, settings: Settings) -> None:
+    """The ``[whatsapp]`` section's number (and the Chat App, when configured) exist as accounts."""
+    if settings.whatsapp.phone_number_id:
+        upsert(
+            session,
+            "whatsapp",
+            settings.whatsapp.phone_number_id,
+            name=settings.whatsapp.display_phone_number or "WhatsApp",
+            waba_id=settings.whatsapp.waba_id or None,
+            display_number=settings.whatsapp.display_phone_number or None,
+        )
+    if settings.chat_app.secret:
+        upsert(session, "chat_app", CHAT_APP_DEFAULT, name="Chat App")
+    session.commit()
+
+
+def upsert(
+    session: Session,
+    kind: str,
+    external_id: str,
+    *,
+    name: str = "",
+    waba_id: str | None = None,
+    display_number: str | None = None,
+) -> ChannelAccount:
+    """The account, created if missing (concurrent creators agree on one row)."""
+    session.execute(
+        dialect_insert(session, _A)
+        .values(
+            kind=kind,
+            external_id=external_id,
+            name=name or f"{kind} {external_id}",
+            waba_id=waba_id,
+            display_number=display_number,
+            is_active=True,
+            created_at=_now(),
+        )
+        .on_conflict_do_nothing(index_elements=["kind", "external_id"])
+    )
+    account = session.exec(
+        select(ChannelAccount).where(ChannelAccount.kind == kind, ChannelAccount.external_id == external_id)
+    ).one()
+    return account
+
+
+def _now():
+    from max_server import clock
+
+    return clock.now()
+
+
+def list_accounts(session: Session) -> list[ChannelAccount]:
+    return list(session.exec(select(ChannelAccount).order_by(col(ChannelAccount.id))))
+
+
+def find_account(session: Session, ref: str) -> ChannelAccount:
+    """By id, or by WhatsApp phone_number_id / Chat App name."""
+    account = session.get(ChannelAccount, int(ref)) if ref.isdigit() and len(ref) < 12 else None
+    if account is None:
+        account = session.exec(select(ChannelAccount).where(ChannelAccount.external_id == ref)).first()
+    if account is None:
+        raise not_found("channel account", ref)
+    return account
+
+
+def add_whatsapp(
+    session: Session,
+    actor: Actor,
+    *,
+    phone_number_id: str,
+    waba_id: str | None,
+    display_number: str | None,
+    name: str | None,
+    default_team: str | None,
+) -> ChannelAccount:
+    if not actor.is_admin:
+        raise Forbidden("only admins manage channels")
+    team_id = find_team(session, default_team).id if default_team else None
+    account = ChannelAccount(
+        kind="whatsapp",
+        external_id=phone_number_id,
+        waba_id=waba_id,
+        display_number=display_number,
+        name=name or display_number or f"WhatsApp {phone_number_id}",
+        default_team_id=team_id,
+    )
+    session.add(account)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            f"WhatsApp number {phone_number_id} is already a channel", code="channel_exists"
+        ) from None
+    audit.record(
+        session, actor, "channel.created", "channel_account", account.id, {"phone_number_id": phone_number_id}
+    )
+    session.commit()
+    return account
+
+
+def set_default_team(session: Session, actor: Actor, ref: str, team: str | None) -> ChannelAccount:
+    if not actor.is_admin:
+        raise Forbidden("only admins manage channels")
+    account = find_account(session, ref)
+    account.default_team_id = find_team(session, team).id if team else None
+    session.add(account)
+    audit.record(session, actor, "channel.default_team_set", "channel_account", account.id, {"team": team})
+    session.commit()
+    return account

@@ -1,0 +1,146 @@
+"""Opening, finding and reopening conversations; shared by ingest and the actions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from max_server.db import dialect_insert, is_postgres
+from max_server.models import Conversation
+from max_server.services import events, present
+
+_C = Conversation.__table__  # type: ignore[attr-defined]
+OPEN = ("queued", "assigned")
+
+
+def next_number(session: Session) -> int:
+    """The next human number (#123): a sequence on PostgreSQL, max+1 under SQLite's one writer."""
+    if is_postgres(session):
+        return int(session.execute(text("SELECT nextval('conversation_number_seq')")).scalar_one())
+    return int(session.exec(select(func.coalesce(func.max(Conversation.number), 0))).one()) + 1
+
+
+def find_open(session: Session, customer_id: int, account_id: int) -> Conversation | None:
+    return session.exec(
+        select(Conversation).where(
+            Conversation.customer_id == customer_id,
+            Conversation.channel_account_id == account_id,
+            col(Conversation.status).in_(OPEN),
+        )
+    ).first()
+
+
+def last_closed(session: Session, customer_id: int, account_id: int) -> Conversation | None:
+    return session.exec(
+        select(Conversation)
+        .where(
+            Conversation.customer_id == customer_id,
+            Conversation.channel_account_id == account_id,
+            Conversation.status == "closed",
+        )
+        .order_by(col(Conversation.closed_at).desc(), col(Conversation.id).desc())
+        .limit(1)
+    ).first()
+
+
+def open_new(
+    session: Session,
+    *,
+    customer_id: int,
+    account_id: int,
+    team_id: int | None,
+    identity_id: int | None,
+    first_message_at: datetime,
+    now: datetime,
+) -> tuple[Conversation, bool]:
+    """Opens a conversation unless one is open already (the partial unique index settles races).
+    Returns (conversation, created)."""
+    inserted = session.execute(
+        dialect_insert(session, _C)
+        .values(
+            number=next_number(session),
+            customer_id=customer_id,
+            channel_account_id=account_id,
+            identity_id=identity_id,
+            team_id=team_id,
+            status="queued",
+            priority="normal",
+            required_skills=[],
+            first_message_at=first_message_at,
+            cycle=1,
+            cycle_started_at=first_message_at,
+            after_hours=False,
+            rate_limited=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["customer_id", "channel_account_id"], index_where=text("status <> 'closed'")
+        )
+        .returning(_C.c.id)
+    ).scalar_one_or_none()
+    if inserted is not None:
+        found = session.get(Conversation, inserted)
+        assert found is not None
+        return found, True
+    existing = find_open(session, customer_id, account_id)
+    assert existing is not None, "an open conversation conflicted but cannot be found"
+    return existing, False
+
+
+def reopen(session: Session, conversation: Conversation, at: datetime, now: datetime) -> bool:
+    """Reopens a closed conversation as a new cycle. False if another is open meanwhile."""
+    savepoint = session.begin_nested()
+    try:
+        conversation.status = "assigned" if conversation.assignee_id else "queued"
+        conversation.cycle += 1
+        conversation.cycle_started_at = at
+        conversation.closed_at = None
+        conversation.close_reason = None
+        conversation.first_response_at = None
+        conversation.frt_due_at = None
+        conversation.resolution_due_at = None
+        conversation.sla_next_check_at = None
+        conversation.frt_warned_at = None
+        conversation.resolution_warned_at = None
+        conversation.escalated_at = None
+        conversation.updated_at = now
+        session.add(conversation)
+        session.flush()
+        savepoint.commit()
+    except IntegrityError:  # another conversation of this customer and account is open
+        savepoint.rollback()
+        session.refresh(conversation)
+        return False
+    return True
+
+
+def audience(
+    conversation: Conversation,
+    extra_teams: tuple[int | None, ...] = (),
+    extra_users: tuple[int | None, ...] = (),
+) -> dict[str, object]:
+    """Who hears about a conversation: its team, its assignee, and whoever just lost it."""
+    return events.audience(
+        teams=[conversation.team_id, *extra_teams], users=[conversation.assignee_id, *extra_users]
+    )
+
+
+def emit(
+    session: Session,
+    type_: str,
+    conversation: Conversation,
+    extra_teams: tuple[int | None, ...] = (),
+    extra_users: tuple[int | None, ...] = (),
+) -> None:
+    """A ``conversation.*`` event carrying the conversation as the API shows it."""
+    session.flush()
+    events.emit(
+        session,
+        type_,
+        present.conversation(session, conversation),
+        to=audience(conversation, extra_teams, extra_users),
+    )

@@ -1,0 +1,152 @@
+"""Finding (or creating) the customer behind a channel identity, safely under concurrency.
+
+Identities are unique per (channel, external id). Two deliveries racing to create the same new
+customer both try to insert the identity; the loser's insert waits for the winner, finds the
+conflict, and reads the winner's row. Customers merged into another are followed to the one that
+remains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from max_server.db import dialect_insert
+from max_server.models import Customer, CustomerIdentity
+
+_I = CustomerIdentity.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Resolved:
+    customer: Customer
+    identity: CustomerIdentity
+    created: bool
+
+
+def find_identity(session: Session, channel: str, keys: list[str]) -> CustomerIdentity | None:
+    for key in keys:
+        found = session.exec(
+            select(CustomerIdentity).where(
+                CustomerIdentity.channel == channel, CustomerIdentity.external_id == key
+            )
+        ).first()
+        if found is not None:
+            return found
+    return None
+
+
+def active_customer(session: Session, customer_id: int) -> Customer:
+    """The customer, or the one it was merged into (following a chain, guarded against loops)."""
+    customer = session.get(Customer, customer_id)
+    assert customer is not None
+    hops = 0
+    while customer.merged_into_id is not None and not customer.is_active and hops < 16:
+        target = session.get(Customer, customer.merged_into_id)
+        if target is None:
+            break
+        customer, hops = target, hops + 1
+    return customer
+
+
+def resolve(
+    session: Session,
+    channel: str,
+    keys: list[str],
+    *,
+    display_name: str | None = None,
+    phone_e164: str | None = None,
+    email: str | None = None,
+) -> Resolved:
+    """The customer for an identity known by any of ``keys`` (the first is the primary key);
+    creates customer and identities on first contact. Extra keys become identities too."""
+    keys = [k for k in dict.fromkeys(keys) if k]
+    found = find_identity(session, channel, keys)
+    created = False
+    if found is None:
+        customer = Customer(name=display_name, phone_e164=phone_e164, email=email)
+        session.add(customer)
+        session.flush()
+        assert customer.id is not None
+        inserted = session.execute(
+            dialect_insert(session, _I)
+            .values(
+                customer_id=customer.id,
+                channel=channel,
+                external_id=keys[0],
+                display_name=display_name,
+                created_at=customer.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(_I.c.id)
+        ).scalar_one_or_none()
+        if inserted is None:
+            # Someone else created this identity meanwhile: use theirs, drop our customer.
+            session.delete(customer)
+            session.flush()
+            found = find_identity(session, channel, keys)
+            assert found is not None
+        else:
+            found = session.get(CustomerIdentity, inserted)
+            assert found is not None
+            created = True
+    customer = active_customer(session, found.customer_id)
+    if found.customer_id != customer.id:
+        found.customer_id = customer.id  # type: ignore[assignment]
+        session.add(found)
+    if display_name and found.display_name != display_name:
+        found.display_name = display_name
+        session.add(found)
+    if display_name and not customer.name:
+        customer.name = display_name
+        session.add(customer)
+    _attach_other_keys(session, channel, keys, found, customer)
+    return Resolved(customer, found, created)
+
+
+def _attach_other_keys(
+    session: Session, channel: str, keys: list[str], found: CustomerIdentity, customer: Customer
+) -> None:
+    """A WhatsApp user known by phone (wa_id) and by business-scoped id (user_id) gets both."""
+    assert customer.id is not None
+    for key in keys:
+        if key == found.external_id:
+            continue
+        session.execute(
+            dialect_insert(session, _I)
+            .values(
+                customer_id=customer.id,
+                channel=channel,
+                external_id=key,
+                display_name=found.display_name,
+                created_at=found.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )
+
+
+def move_identity(session: Session, channel: str, old_key: str, new_key: str) -> CustomerIdentity | None:
+    """A WhatsApp user changed number: the identity follows, so later messages join the same
+    customer. If the new number is already someone's identity, that one is left alone."""
+    old = find_identity(session, channel, [old_key])
+    if old is None:
+        return None
+    if find_identity(session, channel, [new_key]) is None:
+        old.external_id = new_key
+        session.add(old)
+        customer = session.get(Customer, old.customer_id)
+        if customer is not None and new_key.isdigit():
+            customer.phone_e164 = "+" + new_key
+            session.add(customer)
+    return old
+
+
+def identities_of(session: Session, customer_id: int) -> list[CustomerIdentity]:
+    return list(
+        session.exec(
+            select(CustomerIdentity)
+            .where(CustomerIdentity.customer_id == customer_id)
+            .order_by(col(CustomerIdentity.id))
+        )
+    )

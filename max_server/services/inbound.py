@@ -1,0 +1,253 @@
+"""Ingest of one customer message from any channel, inside the caller's transaction.
+
+Steps (DESIGN §6): skip a message whose channel id is known; find or create the customer from
+the identity; find the open conversation, reopen a recently closed one, or open a new one; store
+the message (customer time clamped to arrival, never in the future); move
+``last_customer_message_at`` forward only; add media rows and jobs; write the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from max_server.db import dialect_insert
+from max_server.models import ChannelAccount, Conversation, MediaFile, Message, PendingStatus
+from max_server.services import conversation_rows, events, identities, present
+from max_server.settings import Settings
+
+_M = Message.__table__  # type: ignore[attr-defined]
+PREVIEW = 140
+
+
+@dataclass
+class MediaSpec:
+    media_type: str
+    channel_media_id: str | None = None
+    source_url: str | None = None
+    mime_type: str | None = None
+    filename: str | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class Inbound:
+    """One customer message, normalised from whatever channel it came on."""
+
+    channel: str
+    account: ChannelAccount
+    channel_message_id: str
+    identity_keys: list[str]
+    type: str
+    text: str | None
+    payload: dict[str, Any]
+    sent_at: datetime | None
+    display_name: str | None = None
+    phone_e164: str | None = None
+    email: str | None = None
+    reply_to: str | None = None
+    flags: list[str] = field(default_factory=list)
+    media: list[MediaSpec] = field(default_factory=list)
+
+
+@dataclass
+class Ingested:
+    message: Message
+    conversation: Conversation
+    conversation_created: bool
+    reopened: bool
+
+
+def known(session: Session, channel: str, channel_message_id: str) -> bool:
+    return (
+        session.exec(
+            select(Message.id).where(
+                Message.channel == channel, Message.channel_message_id == channel_message_id
+            )
+        ).first()
+        is not None
+    )
+
+
+def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: int) -> Ingested | None:
+    """Stores one inbound message; None when it was already stored (a redelivery)."""
+    if known(session, inbound.channel, inbound.channel_message_id):
+        return None
+    customer_time = min(inbound.sent_at or now, now)
+    resolved = identities.resolve(
+        session,
+        inbound.channel,
+        inbound.identity_keys,
+        display_name=inbound.display_name,
+        phone_e164=inbound.phone_e164,
+        email=inbound.email,
+    )
+    assert resolved.customer.id is not None
+    assert inbound.account.id is not None
+    conversation, created, reopened = _conversation_for(
+        session,
+        resolved.customer.id,
+        inbound.account,
+        resolved.identity.id,
+        customer_time,
+        now,
+        reopen_window,
+    )
+    assert conversation.id is not None
+    reply_to_id = None
+    if inbound.reply_to:
+        reply_to_id = session.exec(
+            select(Message.id).where(
+                Message.channel == inbound.channel, Message.channel_message_id == inbound.reply_to
+            )
+        ).first()
+    message_id = session.execute(
+        dialect_insert(session, _M)
+        .values(
+            conversation_id=conversation.id,
+            direction="inbound",
+            sender_type="system" if inbound.type == "system" else "customer",
+            channel=inbound.channel,
+            channel_message_id=inbound.channel_message_id,
+            type=inbound.type,
+            content_text=inbound.text,
+            payload=inbound.payload,
+            customer_time=customer_time,
+            received_at=now,
+            delivery_status="delivered",
+            flags=sorted(set(inbound.flags)),
+            reply_to_id=reply_to_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "channel_message_id"])
+        .returning(_M.c.id)
+    ).scalar_one_or_none()
+    if message_id is None:  # a concurrent redelivery won the race
+        return None
+    message = session.get(Message, message_id)
+    assert message is not None
+    _touch(conversation, customer_time, inbound, resolved.identity.id, now)
+    session.add(conversation)
+    for spec in inbound.media:
+        _add_media(session, message, conversation, spec)
+    session.flush()
+    if created:
+        conversation_rows.emit(session, "conversation.created", conversation)
+    elif reopened:
+        conversation_rows.emit(session, "conversation.reopened", conversation)
+    events.emit(
+        session,
+        "message.created",
+        present.message(session, message),
+        to=conversation_rows.audience(conversation),
+    )
+    return Ingested(message, conversation, created, reopened)
+
+
+def _conversation_for(
+    session: Session,
+    customer_id: int,
+    account: ChannelAccount,
+    identity_id: int | None,
+    customer_time: datetime,
+    now: datetime,
+    reopen_window: int,
+) -> tuple[Conversation, bool, bool]:
+    assert account.id is not None
+    found = conversation_rows.find_open(session, customer_id, account.id)
+    if found is not None:
+        return found, False, False
+    closed = conversation_rows.last_closed(session, customer_id, account.id)
+    if (
+        closed is not None
+        and closed.closed_at is not None
+        and now - closed.closed_at <= timedelta(seconds=reopen_window)
+    ):
+        if conversation_rows.reopen(session, closed, customer_time, now):
+            return closed, False, True
+        found = conversation_rows.find_open(session, customer_id, account.id)
+        if found is not None:
+            return found, False, False
+    conversation, created = conversation_rows.open_new(
+        session,
+        customer_id=customer_id,
+        account_id=account.id,
+        team_id=account.default_team_id,
+        identity_id=identity_id,
+        first_message_at=customer_time,
+        now=now,
+    )
+    return conversation, created, False
+
+
+def _touch(
+    conversation: Conversation,
+    customer_time: datetime,
+    inbound: Inbound,
+    identity_id: int | None,
+    now: datetime,
+) -> None:
+    # Meta redelivers and reorders: the latest customer time only ever moves forward.
+    if conversation.last_customer_message_at is None or customer_time > conversation.last_customer_message_at:
+        conversation.last_customer_message_at = customer_time
+        conversation.identity_id = identity_id
+    if conversation.last_message_at is None or customer_time >= conversation.last_message_at:
+        conversation.last_message_at = customer_time
+        conversation.last_message_preview = preview(inbound.text, inbound.type)
+    conversation.updated_at = now
+
+
+def preview(text: str | None, type_: str) -> str:
+    if text:
+        line = " ".join(text.split())
+        return line if len(line) <= PREVIEW else line[: PREVIEW - 1] + "…"
+    return f"[{type_}]"
+
+
+def _add_media(session: Session, message: Message, conversation: Conversation, spec: MediaSpec) -> None:
+    assert message.id is not None
+    assert conversation.id is not None
+    session.add(
+        MediaFile(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            channel_media_id=spec.channel_media_id,
+            source_url=spec.source_url,
+            media_type=spec.media_type,
+            mime_type=spec.mime_type,
+            filename=spec.filename,
+            expected_sha256=spec.sha256,
+            status="pending",
+        )
+    )
+
+
+def pending_statuses_for(session: Session, channel: str, channel_message_id: str) -> list[PendingStatus]:
+    return list(
+        session.exec(
+            select(PendingStatus)
+            .where(PendingStatus.channel == channel, PendingStatus.channel_message_id == channel_message_id)
+            .order_by(col(PendingStatus.id))
+        )
+    )
+
+
+MessageHook = Callable[[Session, Ingested, Settings, datetime], None]
+_message_hooks: list[MessageHook] = []
+
+
+def on_message(hook: MessageHook) -> MessageHook:
+    """Registers ``hook(session, ingested, settings, now)``, run after each new customer message
+    is stored, in the same transaction (rate limits, routing, media, after-hours replies)."""
+    if hook not in _message_hooks:
+        _message_hooks.append(hook)
+    return hook
+
+
+def after_ingest(session: Session, stored: Ingested, settings: Settings, now: datetime) -> None:
+    for hook in _message_hooks:
+        hook(session, stored, settings, now)
