@@ -1,22 +1,17 @@
-"""The ``max`` command: ``max <noun> <verb>``; see ``max --help``."""
+"""The ``max`` command: ``max <noun> <verb>``; see ``max --help``.
+
+Every module of ``max_cli.commands`` is a noun: it defines ``app`` (a Typer group) and ``NAME``,
+or ``register(app)`` for top-level commands such as ``max login``.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import typer
 
-from max_cli.commands import (
-    channels,
-    conversations,
-    db,
-    events,
-    jobs,
-    login,
-    sandbox,
-    server,
-    teams,
-    tokens,
-    users,
-)
+from max_cli import commands
 
 app = typer.Typer(
     name="max",
@@ -25,22 +20,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(server.app, name="server")
-app.add_typer(db.app, name="db")
-app.add_typer(users.app, name="users")
-app.add_typer(tokens.app, name="tokens")
-app.add_typer(teams.app, name="teams")
-app.add_typer(channels.app, name="channels")
-app.add_typer(conversations.app, name="conversations")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(events.app, name="events")
-app.add_typer(sandbox.app, name="sandbox")
-login.register(app)
+
+for _module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+    _loaded = importlib.import_module(f"{commands.__name__}.{_module.name}")
+    if hasattr(_loaded, "register"):
+        _loaded.register(app)
+    elif hasattr(_loaded, "app"):
+        app.add_typer(_loaded.app, name=getattr(_loaded, "NAME", _module.name.replace("_", "-")))
 
 
 @app.command("version")
 def version() -> None:
-    """Print the version."""
+    """Print the version.
+
+    Example: max version
+    """
     from max_server import __version__
 
     typer.echo(__version__)

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import pkgutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
-from max_server import __version__
-from max_server.api import (
-    channels,
-    conversations,
-    errors,
-    events,
-    health,
-    jobs,
-    notifications,
-    teams,
-    users,
-    webhooks,
-)
+from max_server import __version__, api
+from max_server.api import errors
 from max_server.db import Database
 from max_server.runtime import Runtime
 from max_server.settings import Settings, load_settings
@@ -80,9 +71,20 @@ def create_app(settings: Settings, *, db: Database | None = None, background: bo
         )
         return response
 
-    for module in (health, webhooks, users, teams, channels, conversations, notifications, events, jobs):
-        app.include_router(module.router)
+    for router in routers():
+        app.include_router(router)
     return app
+
+
+def routers() -> list[APIRouter]:
+    """Every module of ``max_server.api`` that defines ``router`` contributes its routes."""
+    found = []
+    for module in sorted(pkgutil.iter_modules(api.__path__), key=lambda m: m.name):
+        loaded = importlib.import_module(f"{api.__name__}.{module.name}")
+        router = getattr(loaded, "router", None)
+        if isinstance(router, APIRouter):
+            found.append(router)
+    return found
 
 
 def _prepare(database: Database, settings: Settings) -> None:

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from max_server.db import Database
 
@@ -24,29 +24,37 @@ def _config() -> Config:
 
 
 @functools.cache
+def head_revisions() -> tuple[str, ...]:
+    """The newest revision of every branch (features may add parallel branches; a merge
+    revision joins them)."""
+    return tuple(sorted(ScriptDirectory.from_config(_config()).get_heads()))
+
+
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    heads = head_revisions()
+    return ",".join(heads) if heads else None
 
 
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) if heads else None
 
 
 def is_current(db: Database) -> bool:
     return current_revision(db) == head_revision()
 
 
-def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | None]:
+def upgrade(db: Database, revision: str = "heads") -> tuple[str | None, str | None]:
     """Applies pending migrations; returns (before, after). Safe to run from several processes."""
     config = _config()
     with db.engine.begin() as connection:
         if db.is_postgres:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        before = MigrationContext.configure(connection).get_current_revision()
+        before = _heads(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-        after = MigrationContext.configure(connection).get_current_revision()
+        after = _heads(connection)
     return before, after
 
 
@@ -56,3 +64,8 @@ def revision(message: str, autogenerate: bool, db: Database) -> None:
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.revision(config, message=message, autogenerate=autogenerate)
+
+
+def _heads(connection: Connection) -> str | None:
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) if heads else None

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from sqlmodel import col, select
 
+from max_server import clock
 from max_server.api.deps import AdminActor, AgentActor, SessionDep
 from max_server.models import Team, TeamMember
 from max_server.schemas import (
     Me,
+    PresenceSet,
     TeamMembership,
     TokenCreate,
     TokenCreated,
@@ -22,7 +24,7 @@ from max_server.schemas import (
     UserPublic,
     UserUpdate,
 )
-from max_server.services import present, users
+from max_server.services import presence, present, users
 from max_server.services.pagination import cursor_int, encode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -41,6 +43,13 @@ def read_me(session: SessionDep, actor: AgentActor) -> Me:
     ).all()
     teams = [TeamMembership(id=t.id, slug=t.slug, name=t.name, role=role) for t, role in rows]
     return Me(**present.user(user).model_dump(), teams=teams)
+
+
+@router.put("/me/presence", response_model=UserPublic)
+def put_presence(session: SessionDep, actor: AgentActor, body: PresenceSet) -> UserPublic:
+    """The console's heartbeat: keeps the caller ``online`` (or sets ``away``/``offline``).
+    Agents silent for ``routing.presence_timeout`` are turned ``away`` by a sweep."""
+    return present.user(presence.heartbeat(session, actor, body.presence, clock.now()))
 
 
 @router.get("/users", response_model=UserList)

@@ -116,5 +116,11 @@ def periodic_tasks() -> list[PeriodicTask]:
 
 
 def load_builtin_handlers() -> None:
-    """Imports the modules that register MAX's own job kinds and periodic tasks."""
-    from max_server.jobs import builtin  # noqa: F401
+    """Imports every module of ``max_server.handlers`` (each registers its kinds and hooks)."""
+    import importlib
+    import pkgutil
+
+    from max_server import handlers
+
+    for module in pkgutil.iter_modules(handlers.__path__):
+        importlib.import_module(f"{handlers.__name__}.{module.name}")

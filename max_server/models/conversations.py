@@ -66,6 +66,7 @@ class Conversation(SQLModel, table=True):
     last_message_preview: str | None = Field(default=None, max_length=200)
     window_closed_at: datetime | None = time_field()
     assigned_at: datetime | None = time_field()
+    queued_at: datetime | None = time_field()  # when it last entered the queue (skills relax from here)
     closed_at: datetime | None = time_field()
     close_reason: str | None = Field(default=None, max_length=32)
     cycle: int = Field(default=1)

@@ -42,11 +42,14 @@ def _finish(
     event: str,
     action: str,
     data: dict[str, Any],
+    fields: set[str],
     extra_teams: tuple[int | None, ...] = (),
     extra_users: tuple[int | None, ...] = (),
 ) -> Conversation:
-    conversation.updated_at = clock.now()
+    now = clock.now()
+    conversation.updated_at = now
     session.add(conversation)
+    conversation_rows.changed(session, conversation, fields, now)
     # Whoever just lost the conversation (old team, old assignee) hears about it too.
     conversation_rows.emit(session, event, conversation, extra_teams, extra_users)
     audit.record(session, actor, action, "conversation", conversation.id, data)
@@ -95,6 +98,7 @@ def assign(session: Session, actor: Actor, conversation_id: int, user_id: int | 
         event,
         "conversation.assigned",
         {"from": previous, "to": user_id},
+        {"assignee_id", "status"},
         extra_users=(previous,),
     )
 
@@ -131,6 +135,7 @@ def transfer(session: Session, actor: Actor, conversation_id: int, team_ref: str
         "conversation.transferred",
         "conversation.transferred",
         {"from_team": previous_team, "to_team": team.id, "previous_assignee": previous_assignee},
+        {"team_id", "assignee_id", "status"},
         extra_teams=(previous_team,),
         extra_users=(previous_assignee,),
     )
@@ -156,7 +161,9 @@ def update(
         conversation.subject = subject or None
     if not changes:
         return conversation
-    return _finish(session, actor, conversation, "conversation.updated", "conversation.updated", changes)
+    return _finish(
+        session, actor, conversation, "conversation.updated", "conversation.updated", changes, set(changes)
+    )
 
 
 def close(session: Session, actor: Actor, conversation_id: int, reason: str) -> Conversation:
@@ -171,7 +178,13 @@ def close(session: Session, actor: Actor, conversation_id: int, reason: str) -> 
     conversation.close_reason = reason
     conversation.sla_next_check_at = None
     return _finish(
-        session, actor, conversation, "conversation.closed", "conversation.closed", {"reason": reason}
+        session,
+        actor,
+        conversation,
+        "conversation.closed",
+        "conversation.closed",
+        {"reason": reason},
+        {"status", "closed_at"},
     )
 
 
@@ -192,4 +205,5 @@ def reopen(session: Session, actor: Actor, conversation_id: int) -> Conversation
         "conversation.reopened",
         "conversation.reopened",
         {"cycle": conversation.cycle},
+        {"status", "cycle", "closed_at"},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, text
@@ -144,3 +145,40 @@ def emit(
         present.conversation(session, conversation),
         to=audience(conversation, extra_teams, extra_users),
     )
+
+
+# Changes other features follow -------------------------------------------------------------
+ChangeHook = Callable[[Session, Conversation, frozenset[str], datetime], None]
+_change_hooks: list[tuple[int, str, ChangeHook]] = []
+TRACKED = frozenset(
+    {"created", "team_id", "priority", "status", "assignee_id", "cycle", "first_response_at", "closed_at"}
+)
+
+
+def on_change(order: int = 50) -> Callable[[ChangeHook], ChangeHook]:
+    """Registers ``hook(session, conversation, changed_fields, now)``, run in the same transaction
+    whenever a service changes any of :data:`TRACKED` (``"created"`` for a new conversation). SLA
+    deadlines and routing follow conversations this way."""
+
+    def register(hook: ChangeHook) -> ChangeHook:
+        key = f"{hook.__module__}.{hook.__qualname__}"
+        if all(existing != key for _, existing, _ in _change_hooks):
+            _change_hooks.append((order, key, hook))
+            _change_hooks.sort(key=lambda entry: entry[0])
+        return hook
+
+    return register
+
+
+def changed(
+    session: Session, conversation: Conversation, fields: set[str] | frozenset[str], now: datetime
+) -> None:
+    """Services call this after changing tracked fields of ``conversation`` (before commit)."""
+    relevant = frozenset(fields) & TRACKED
+    if not relevant:
+        return
+    if ("status" in relevant or "created" in relevant) and conversation.status == "queued":
+        conversation.queued_at = now  # routing measures waiting (and skills relaxation) from here
+        session.add(conversation)
+    for _, _, hook in list(_change_hooks):
+        hook(session, conversation, relevant, now)

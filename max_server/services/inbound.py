@@ -136,8 +136,10 @@ def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: 
         _add_media(session, message, conversation, spec)
     session.flush()
     if created:
+        conversation_rows.changed(session, conversation, {"created", "team_id", "priority", "status"}, now)
         conversation_rows.emit(session, "conversation.created", conversation)
     elif reopened:
+        conversation_rows.changed(session, conversation, {"cycle", "status", "closed_at"}, now)
         conversation_rows.emit(session, "conversation.reopened", conversation)
     events.emit(
         session,
@@ -237,17 +239,27 @@ def pending_statuses_for(session: Session, channel: str, channel_message_id: str
 
 
 MessageHook = Callable[[Session, Ingested, Settings, datetime], None]
-_message_hooks: list[MessageHook] = []
+_message_hooks: list[tuple[int, str, MessageHook]] = []
+
+# Hook order: rate limits first (they flag the message), then media, then routing and replies.
+ORDER_RATE_LIMITS, ORDER_MEDIA, ORDER_ROUTING, ORDER_AFTER_HOURS = 10, 30, 50, 60
 
 
-def on_message(hook: MessageHook) -> MessageHook:
+def on_message(order: int) -> Callable[[MessageHook], MessageHook]:
     """Registers ``hook(session, ingested, settings, now)``, run after each new customer message
-    is stored, in the same transaction (rate limits, routing, media, after-hours replies)."""
-    if hook not in _message_hooks:
-        _message_hooks.append(hook)
-    return hook
+    is stored, in the same transaction, in ``order`` (see the ORDER_* constants). A hook that must
+    not act on messages held by the rate limit checks ``"rate_limited" in ingested.message.flags``."""
+
+    def register(hook: MessageHook) -> MessageHook:
+        key = f"{hook.__module__}.{hook.__qualname__}"
+        if all(existing != key for _, existing, _ in _message_hooks):
+            _message_hooks.append((order, key, hook))
+            _message_hooks.sort(key=lambda entry: entry[0])
+        return hook
+
+    return register
 
 
 def after_ingest(session: Session, stored: Ingested, settings: Settings, now: datetime) -> None:
-    for hook in _message_hooks:
+    for _, _, hook in list(_message_hooks):
         hook(session, stored, settings, now)

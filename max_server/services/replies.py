@@ -81,17 +81,21 @@ def queue_outbound(
     session.add(message)
     session.flush()
     assigned = False
+    fields: set[str] = set()
     if conversation.first_response_at is None and actor.user_id is not None:
         conversation.first_response_at = now  # the first human reply of this cycle
+        fields.add("first_response_at")
     if conversation.assignee_id is None and actor.user_id is not None:
         conversation.assignee_id = actor.user_id  # replying to a queued conversation takes it
         conversation.status = "assigned"
         conversation.assigned_at = now
         assigned = True
+        fields |= {"assignee_id", "status"}
     conversation.last_message_at = now
     conversation.last_message_preview = preview(text, type_)
     conversation.updated_at = now
     session.add(conversation)
+    conversation_rows.changed(session, conversation, fields, now)
     queue.enqueue(
         session,
         send_job_kind(account.kind),

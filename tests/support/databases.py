@@ -83,7 +83,8 @@ class Template:
             db = Database(f"sqlite:///{path}")
         else:
             base = require_postgres()
-            self.pg_name = f"{make_url(base).database}_{self.worker}"
+            # Unique per test process, so several test runs can share one server.
+            self.pg_name = f"{make_url(base).database}_{self.worker}_{os.getpid()}"
             db = Database(create_postgres_database(base, self.pg_name))
         migrate.upgrade(db)
         from sqlmodel import SQLModel

@@ -1,9 +1,4 @@
-"""Wire models shared by the server and its clients.
-
-This module imports nothing heavier than pydantic: ``max_cli`` and ``max_tui`` load it at start.
-Ids are strings on the wire; datetimes are ISO 8601 with an offset; durations are integer
-seconds in keys ending ``_s``.
-"""
+"""Core wire models: users, teams, conversations, messages, channels, events, jobs."""
 
 from __future__ import annotations
 
@@ -89,6 +84,10 @@ class UserUpdate(Input):
     role: Role | None = None
     capacity: int | None = Field(None, ge=0, le=1000)
     is_active: bool | None = None
+
+
+class PresenceSet(Input):
+    presence: Presence = "online"
 
 
 class UserList(Wire):

@@ -1,12 +1,10 @@
-"""MAX's own housekeeping jobs and their periodic schedules."""
+"""Housekeeping: pruning events, finished jobs and periodic ticks past their retention."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from max_server.channels import chat_app  # noqa: F401  (registers chat_app.send)
-from max_server.channels.whatsapp import send  # noqa: F401  (registers whatsapp.send)
 from max_server.jobs import queue
 from max_server.jobs.registry import JobContext, RetryPolicy, handler, periodic
 from max_server.jobs.scheduler import prune_ticks
