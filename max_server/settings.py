@@ -200,8 +200,15 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    check_consistency(settings)
     check_production(settings)
     return settings
+
+
+def check_consistency(settings: Settings) -> None:
+    """Settings that are each valid but make no sense together."""
+    if settings.storage.backend == "s3" and not settings.storage.bucket:
+        raise ConfigError('storage.bucket (MAX_STORAGE__BUCKET) is required when storage.backend is "s3"')
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

@@ -116,3 +116,12 @@ def test_example_config_documents_every_key_with_its_default() -> None:
     assert "auto_migrate" in (ROOT / "config.example.toml").read_text()
     loaded = load_settings(ROOT / "config.example.toml")
     assert loaded.model_dump() == Settings().model_dump()
+
+
+def test_s3_storage_needs_a_bucket(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"storage\.bucket"):
+        load_settings(write(tmp_path, '[storage]\nbackend = "s3"\n'))
+    assert (
+        load_settings(write(tmp_path, '[storage]\nbackend = "s3"\nbucket = "media"\n')).storage.bucket
+        == "media"
+    )
