@@ -43,8 +43,8 @@ def exit_code_for(error: ApiError) -> int:
         return EXIT_AUTH
     if error.status == 404:
         return EXIT_NOT_FOUND
-    if error.status in (400, 422):
-        return EXIT_USAGE if error.code == "validation_error" else EXIT_FAILURE
+    if error.status == 422 or (error.status == 400 and error.code == "validation_error"):
+        return EXIT_USAGE  # the input was wrong: fix the command
     return EXIT_FAILURE
 
 

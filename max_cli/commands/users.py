@@ -119,3 +119,17 @@ def set_role(
     """
     found = cli.client().patch(f"/api/v1/users/{user}", {"role": role})
     cli.emit(found, lambda: cli.line(f"{found['name']} is now {found['role']}."))
+
+
+@command(app, "set-capacity")
+def set_capacity(
+    cli: Cli,
+    user: UserArg,
+    capacity: Annotated[int, typer.Argument(help="Conversations at once.", min=0, max=1000)],
+) -> None:
+    """Set how many conversations routing may give an agent at once.
+
+    Example: max users set-capacity ana@example.com 8
+    """
+    found = cli.client().patch(f"/api/v1/users/{user}", {"capacity": capacity})
+    cli.emit(found, lambda: cli.line(f"{found['name']} now takes up to {found['capacity']} conversations."))

@@ -27,6 +27,7 @@ from max_server.channels.whatsapp import ingest as whatsapp_ingest
 from max_server.channels.whatsapp.webhook import Item, parse, signature_valid
 from max_server.db import Database
 from max_server.domain import signatures
+from max_server.domain.text import storable
 from max_server.errors import BadRequest, Forbidden, Unauthorized, Unprocessable
 from max_server.services import channels, inbound
 from max_server.settings import Settings
@@ -62,7 +63,7 @@ async def whatsapp_webhook(request: Request, db: DbDep, settings: SettingsDep) -
         log.warning("WhatsApp webhook refused: bad or missing signature (%d bytes)", len(raw))
         raise Unauthorized("the X-Hub-Signature-256 signature does not match", code="invalid_signature")
     try:
-        body = json.loads(raw)
+        body = storable(json.loads(raw))  # NUL characters cannot be stored in PostgreSQL
     except ValueError:
         raise BadRequest("the body is not JSON", code="invalid_json") from None
     items = parse(body)

@@ -8,14 +8,17 @@ the message (customer time clamped to arrival, never in the future); move
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from max_server.db import dialect_insert
+from max_server.db import dialect_insert, is_postgres
+from max_server.domain.text import storable
 from max_server.models import ChannelAccount, Conversation, MediaFile, Message, PendingStatus
 from max_server.services import conversation_rows, events, identities, present
 from max_server.settings import Settings
@@ -62,6 +65,26 @@ class Ingested:
     reopened: bool
 
 
+def _storable(inbound: Inbound) -> Inbound:
+    """The message with NUL characters replaced everywhere (PostgreSQL refuses them)."""
+    cleaned = {
+        name: storable(value)
+        for name, value in vars(inbound).items()
+        if name not in ("account", "media", "sent_at")
+    }
+    media = [MediaSpec(**storable(vars(spec))) for spec in inbound.media]
+    return Inbound(**cleaned, account=inbound.account, media=media, sent_at=inbound.sent_at)
+
+
+def lock_customer(session: Session, customer_id: int) -> None:
+    """Serializes one customer's messages across processes (SQLite: its single writer). An
+    advisory lock, not a row lock: foreign-key checks take share locks on customer rows, and
+    upgrading those would deadlock."""
+    if is_postgres(session):
+        key = zlib.crc32(b"max:customer:%d" % customer_id)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 def known(session: Session, channel: str, channel_message_id: str) -> bool:
     return (
         session.exec(
@@ -75,6 +98,7 @@ def known(session: Session, channel: str, channel_message_id: str) -> bool:
 
 def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: int) -> Ingested | None:
     """Stores one inbound message; None when it was already stored (a redelivery)."""
+    inbound = _storable(inbound)
     if known(session, inbound.channel, inbound.channel_message_id):
         return None
     customer_time = min(inbound.sent_at or now, now)
@@ -88,6 +112,9 @@ def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: 
     )
     assert resolved.customer.id is not None
     assert inbound.account.id is not None
+    # One customer's messages are stored one at a time (rate limits count them exactly), and
+    # always customer row first, then conversation: the same lock order in every transaction.
+    lock_customer(session, resolved.customer.id)
     conversation, created, reopened = _conversation_for(
         session,
         resolved.customer.id,
@@ -135,18 +162,6 @@ def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: 
     for spec in inbound.media:
         _add_media(session, message, conversation, spec)
     session.flush()
-    if created:
-        conversation_rows.changed(session, conversation, {"created", "team_id", "priority", "status"}, now)
-        conversation_rows.emit(session, "conversation.created", conversation)
-    elif reopened:
-        conversation_rows.changed(session, conversation, {"cycle", "status", "closed_at"}, now)
-        conversation_rows.emit(session, "conversation.reopened", conversation)
-    events.emit(
-        session,
-        "message.created",
-        present.message(session, message),
-        to=conversation_rows.audience(conversation),
-    )
     return Ingested(message, conversation, created, reopened)
 
 
@@ -241,8 +256,10 @@ def pending_statuses_for(session: Session, channel: str, channel_message_id: str
 MessageHook = Callable[[Session, Ingested, Settings, datetime], None]
 _message_hooks: list[tuple[int, str, MessageHook]] = []
 
-# Hook order: rate limits first (they flag the message), then media, then routing and replies.
-ORDER_RATE_LIMITS, ORDER_MEDIA, ORDER_ROUTING, ORDER_AFTER_HOURS = 10, 30, 50, 60
+# Hook order: triage (team, priority, skills), the rate limit (it flags the message), then the
+# message's events (so they reach the right people), then media, assignment and automatic replies.
+ORDER_TRIAGE, ORDER_RATE_LIMITS, ORDER_EVENTS = 5, 10, 20
+ORDER_MEDIA, ORDER_ROUTING, ORDER_AFTER_HOURS = 30, 50, 60
 
 
 def on_message(order: int) -> Callable[[MessageHook], MessageHook]:
@@ -261,5 +278,29 @@ def on_message(order: int) -> Callable[[MessageHook], MessageHook]:
 
 
 def after_ingest(session: Session, stored: Ingested, settings: Settings, now: datetime) -> None:
+    """Runs the hooks in order; the stored message's own events are one of them (order 20), so
+    the rate limit (order 10) decides who hears about it first."""
     for _, _, hook in list(_message_hooks):
         hook(session, stored, settings, now)
+
+
+@on_message(ORDER_EVENTS)
+def emit_ingest_events(session: Session, stored: Ingested, settings: Settings, now: datetime) -> None:
+    """``conversation.created``/``reopened`` (with the change hooks) and ``message.created``.
+    A message held by the rate limit goes only to the team's supervisors (collapsed there)."""
+    conversation = stored.conversation
+    if stored.conversation_created:
+        conversation_rows.changed(session, conversation, {"created", "team_id", "priority", "status"}, now)
+    elif stored.reopened:
+        conversation_rows.changed(session, conversation, {"cycle", "status", "closed_at"}, now)
+    if "rate_limited" in stored.message.flags:
+        from max_server.services.notifications import team_supervisors
+
+        audience = events.audience(users=team_supervisors(session, conversation.team_id))
+    else:
+        audience = conversation_rows.audience(conversation)
+    session.flush()
+    if stored.conversation_created or stored.reopened:
+        kind = "conversation.created" if stored.conversation_created else "conversation.reopened"
+        events.emit(session, kind, present.conversation(session, conversation), to=audience)
+    events.emit(session, "message.created", present.message(session, stored.message), to=audience)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -49,3 +49,50 @@ def heartbeat(session: Session, actor: Actor, presence: str, now: datetime) -> U
     user = set_presence(session, users.get_user(session, actor.user_id), presence, now)
     session.commit()
     return user
+
+
+def sweep(
+    session: Session, now: datetime, presence_timeout: int, requeue_after: int
+) -> tuple[int, list[int]]:
+    """Silent agents become ``away``; the unanswered conversations of agents away or offline for
+    ``requeue_after`` go back to the queue. Returns (turned away, requeued conversation ids).
+    The caller commits."""
+    from sqlmodel import col, or_, select
+
+    from max_server.services import routing
+
+    silent_since = now - timedelta(seconds=presence_timeout)
+    silent = session.exec(
+        select(User).where(
+            User.presence == "online",
+            or_(col(User.last_seen_at).is_(None), col(User.last_seen_at) < silent_since),
+        )
+    ).all()
+    for user in silent:
+        previous = user.presence
+        user.presence = "away"
+        user.presence_changed_at = now
+        session.add(user)
+        session.flush()
+        events.emit(
+            session,
+            "agent.presence_changed",
+            {**present.user(user).model_dump(mode="json"), "previous_presence": previous},
+            to=events.audience(everyone=True),
+        )
+    gone_since = now - timedelta(seconds=requeue_after)
+    gone = [
+        u.id
+        for u in session.exec(
+            select(User).where(
+                col(User.presence).in_(("away", "offline")),
+                or_(col(User.presence_changed_at).is_(None), col(User.presence_changed_at) <= gone_since),
+            )
+        )
+        if u.id is not None
+    ]
+    requeued = []
+    for conversation in routing.unanswered_of(session, gone):
+        routing.requeue(session, conversation, "its agent has been away since before the requeue time", now)
+        requeued.append(conversation.id or 0)
+    return len(silent), requeued

@@ -334,3 +334,26 @@ def test_every_conformance_fixture_is_accepted_and_kept(
     with db.session(write=False) as session:
         wamids = set(session.exec(select(Message.channel_message_id)))
     assert "wamid.xyzxyz" in wamids or len(wamids) > 5
+
+
+def test_nul_characters_are_stored_visibly_not_refused(
+    live: LiveServer, whatsapp: WhatsApp, admin: str, clock: FrozenClock
+) -> None:
+    """PostgreSQL refuses NUL in text and JSON; a webhook carrying one must still be stored."""
+    sha = p.sha256_b64(b"x")
+    message = p.document(
+        WA,
+        p.new_wamid(),
+        "m9",
+        "application/pdf",
+        sha,
+        clock.now().timestamp(),
+        filename="a\x00b.pdf",
+        caption="hola\x00mundo",
+    )
+    whatsapp.message(message, name="Nul\x00Name")
+    conversation = only_conversation(live, admin)
+    [stored] = thread(live, admin, conversation["id"])
+    assert stored["content_text"] == "hola\ufffdmundo"
+    assert stored["media"][0]["filename"] == "a\ufffdb.pdf"
+    assert conversation["customer"]["name"] == "Nul\ufffdName"

@@ -1,0 +1,129 @@
+"""One assignment with 500 online agents in a team, with and without skills (target ≤ 5 ms).
+
+Each measured step queues one conversation and runs the team's assignment pass in its own
+transaction (lock, candidates with load, skills and idleness, the queue, the choice, the
+decision record, the event), the way the ``routing.assign`` job does. Median of several runs.
+
+Run: ``python bench/routing.py [--quick] [--json] [--agents N]`` (PostgreSQL from
+``MAX_BENCH_DATABASE_URL``, default postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from datetime import UTC, datetime
+
+from common import Figure, fresh_database, median, percentile, report
+
+TARGET_MS = 5.0
+
+
+def setup(url: str, agents: int) -> tuple[object, int]:
+    from max_server.access import Actor
+    from max_server.db import Database
+    from max_server.models import AgentSkill, ChannelAccount, Customer, TeamMember, User
+    from max_server.schemas import TeamCreate
+    from max_server.services import teams
+
+    db = Database(url, pool_size=5)
+    now = datetime.now(UTC)
+    rng = random.Random(7)
+    with db.session() as session:
+        team = teams.create_team(session, Actor.system("bench"), TeamCreate(slug="support"))
+        users = [
+            User(
+                name=f"Agent {n}",
+                email=f"a{n}@bench.example",
+                capacity=1_000_000,
+                presence="online",
+                last_seen_at=now,
+            )
+            for n in range(agents)
+        ]
+        session.add_all(users)
+        session.flush()
+        for user in users:
+            session.add(TeamMember(team_id=team.id, user_id=user.id))  # type: ignore[arg-type]
+            for skill in rng.sample(["english", "spanish", "billing", "tech", "vip"], 3):
+                session.add(AgentSkill(user_id=user.id, skill=skill, proficiency=rng.randint(1, 5)))  # type: ignore[arg-type]
+        session.add(ChannelAccount(kind="whatsapp", external_id="1", name="bench"))
+        session.add(Customer(name="bench"))
+        session.commit()
+        assert team.id is not None
+        return db, team.id
+
+
+def one_assignment(db: object, team_id: int, number: int, skills: list[dict[str, object]]) -> float:
+    """Queues one conversation, times the assignment pass, then closes it again."""
+    from max_server.models import Conversation
+    from max_server.services import routing
+
+    now = datetime.now(UTC)
+    with db.session() as session:  # type: ignore[attr-defined]
+        conversation = Conversation(
+            number=number,
+            customer_id=1,
+            channel_account_id=1,
+            team_id=team_id,
+            status="queued",
+            queued_at=now,
+            required_skills=skills,
+        )
+        session.add(conversation)
+        session.commit()
+        conversation_id = conversation.id
+    started = time.perf_counter()
+    with db.session() as session:  # type: ignore[attr-defined]
+        session.info["max_routing"] = True
+        assigned = routing.assign_queue(session, team_id, now, relax_after=120)
+        session.commit()
+    elapsed = (time.perf_counter() - started) * 1000
+    if assigned != 1:
+        raise SystemExit("the conversation was not assigned: the bench is wrong")
+    with db.session() as session:  # type: ignore[attr-defined]
+        row = session.get(Conversation, conversation_id)
+        row.status = "closed"
+        session.add(row)
+        session.commit()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--agents", type=int, default=500)
+    args = parser.parse_args()
+    runs = 15 if args.quick else 60
+    figures = []
+    with fresh_database() as url:
+        db, team_id = setup(url, args.agents)
+        number = 0
+        for label, skills in (
+            ("without skills", []),
+            ("with 2 skills", [{"skill": "english", "min": 2}, {"skill": "billing", "min": 1}]),
+        ):
+            times = []
+            for _ in range(runs + 3):
+                number += 1
+                times.append(one_assignment(db, team_id, number, skills))
+            times = times[3:]  # warm-up
+            measured = median(times)
+            figures.append(
+                Figure(
+                    f"routing: one assignment, {args.agents} online agents, {label} (median)",
+                    f"<= {TARGET_MS} ms",
+                    measured,
+                    "ms",
+                    measured <= TARGET_MS,
+                )
+            )
+            figures.append(Figure("routing: same, p95", "(reported)", percentile(times, 95), "ms", True))
+        db.dispose()  # type: ignore[attr-defined]
+    report(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
