@@ -62,13 +62,16 @@ def queue_outbound(
     text: str,
     type_: str,
     payload: dict[str, object],
+    sender_type: str = "agent",
 ) -> Message:
-    """Stores an outbound agent message, updates the conversation, queues the send; commits."""
+    """Stores an outbound agent message, updates the conversation, queues the send; commits.
+    ``sender_type="system"`` (automatic replies) neither counts as a first response nor assigns."""
     now = clock.now()
+    human = sender_type == "agent" and actor.user_id is not None
     message = Message(
         conversation_id=conversation.id,  # type: ignore[arg-type]
         direction="outbound",
-        sender_type="agent",
+        sender_type=sender_type,
         sender_user_id=actor.user_id,
         channel=account.kind,
         type=type_,
@@ -82,10 +85,10 @@ def queue_outbound(
     session.flush()
     assigned = False
     fields: set[str] = set()
-    if conversation.first_response_at is None and actor.user_id is not None:
+    if conversation.first_response_at is None and human:
         conversation.first_response_at = now  # the first human reply of this cycle
         fields.add("first_response_at")
-    if conversation.assignee_id is None and actor.user_id is not None:
+    if conversation.assignee_id is None and human:
         conversation.assignee_id = actor.user_id  # replying to a queued conversation takes it
         conversation.status = "assigned"
         conversation.assigned_at = now
