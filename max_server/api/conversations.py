@@ -21,6 +21,7 @@ from max_server.schemas import (
     TransferBody,
 )
 from max_server.services import conversation_actions, conversations, present, replies
+from max_server.services import templates as template_service
 from max_server.services.pagination import cursor_int, encode_cursor
 from max_server.services.teams import find_team
 
@@ -30,7 +31,8 @@ router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 def templates_send(
     session: SessionDep, actor: AgentActor, conversation_id: int, template: dict[str, object]
 ) -> Message:
-    raise Unprocessable("sending templates is not available yet", code="templates_unavailable")
+    """An approved WhatsApp template (allowed outside the 24 h window); see ``services.templates``."""
+    return template_service.send(session, actor, conversation_id, dict(template))
 
 
 Limit = Annotated[int, Query(ge=1, le=500)]

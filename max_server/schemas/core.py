@@ -174,6 +174,17 @@ class Ref(Wire):
     name: str | None = None
 
 
+class IdentityRef(Wire):
+    """How a customer is reached on a channel (WhatsApp ``wa_id``, Chat App user id)."""
+
+    channel: str
+    external_id: str
+
+
+class CustomerRef(Ref):
+    identities: list[IdentityRef] = []
+
+
 class TeamRef(Wire):
     id: Id
     slug: str
@@ -183,7 +194,7 @@ class TeamRef(Wire):
 class ConversationPublic(Wire):
     id: Id
     number: int
-    customer: Ref
+    customer: CustomerRef
     team: TeamRef | None = None
     channel: str
     channel_account_id: Id

@@ -13,7 +13,16 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from max_server import clock
-from max_server.models import ChannelAccount, Conversation, Customer, MediaFile, Message, Team, User
+from max_server.models import (
+    ChannelAccount,
+    Conversation,
+    Customer,
+    CustomerIdentity,
+    MediaFile,
+    Message,
+    Team,
+    User,
+)
 from max_server.schemas import (
     ChannelAccountPublic,
     ConversationPublic,
@@ -24,6 +33,7 @@ from max_server.schemas import (
     TeamRef,
     UserPublic,
 )
+from max_server.schemas.core import CustomerRef, IdentityRef
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 
@@ -60,6 +70,7 @@ def conversations(session: Session, rows: Sequence[Conversation]) -> list[Conver
         return []
     now = clock.now()
     customers = _by_id(session, Customer, {r.customer_id for r in rows})
+    identities = _identities_for(session, {r.customer_id for r in rows})
     teams = _by_id(session, Team, {r.team_id for r in rows if r.team_id})
     users = _by_id(session, User, {r.assignee_id for r in rows if r.assignee_id})
     accounts = _by_id(session, ChannelAccount, {r.channel_account_id for r in rows})
@@ -73,7 +84,9 @@ def conversations(session: Session, rows: Sequence[Conversation]) -> list[Conver
             ConversationPublic.model_validate(
                 {
                     **row.model_dump(),
-                    "customer": Ref(id=customer.id, name=customer.name),
+                    "customer": CustomerRef(
+                        id=customer.id, name=customer.name, identities=identities.get(customer.id, [])
+                    ),
                     "team": TeamRef.model_validate(team_row) if team_row else None,
                     "assignee": Ref(id=assignee.id, name=assignee.name) if assignee else None,
                     "channel": channel,
@@ -83,6 +96,21 @@ def conversations(session: Session, rows: Sequence[Conversation]) -> list[Conver
             )
         )
     return out
+
+
+def _identities_for(session: Session, customer_ids: set[int]) -> dict[int, list[IdentityRef]]:
+    """Each customer's channel identities, in one query (events carry them: receivers act on them)."""
+    found: dict[int, list[IdentityRef]] = {}
+    rows = session.exec(
+        select(CustomerIdentity)
+        .where(col(CustomerIdentity.customer_id).in_(customer_ids))
+        .order_by(col(CustomerIdentity.id))
+    )
+    for row in rows:
+        found.setdefault(row.customer_id, []).append(
+            IdentityRef(channel=row.channel, external_id=row.external_id)
+        )
+    return found
 
 
 def conversation(session: Session, row: Conversation) -> ConversationPublic:

@@ -1,0 +1,197 @@
+"""One attempt of an outbound webhook: what it needs (read in one query), the signed headers,
+and the POST of the stored bytes through the address guard. Recording the outcome is
+``webhook_delivery``'s."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import Session
+
+from max_server import __version__, httpclients, netguard
+from max_server.domain.signatures import hex_signature, signature_header
+from max_server.models import WebhookDelivery, WebhookSubscription
+from max_server.settings import Settings
+
+MAX_RETRY_AFTER = 36000
+RESPONSE_LIMIT = 1000
+_D = WebhookDelivery.__table__  # type: ignore[attr-defined]
+_S = WebhookSubscription.__table__  # type: ignore[attr-defined]
+
+
+def classify(status_code: int | None) -> str:
+    """``success``, ``gone`` (410: disable), ``retry`` or ``stop`` for an answer (None: no answer)."""
+    if status_code is None:
+        return "retry"
+    if 200 <= status_code < 300:
+        return "success"
+    if status_code == 410:
+        return "gone"
+    if status_code in (408, 429) or status_code >= 500 or 300 <= status_code < 400:
+        return "retry"
+    return "stop"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    duration_ms: int
+    outcome: str  # success | gone | retry | stop
+    retry_after: int | None = None
+
+
+class _Unresolvable(Exception):
+    """DNS did not answer: worth retrying (unlike a refused address)."""
+
+
+def _resolving(resolver: netguard.Resolver) -> netguard.Resolver:
+    def resolve(host: str, port: int) -> list[str]:
+        try:
+            return resolver(host, port)
+        except OSError as exc:
+            raise _Unresolvable(f"cannot resolve {host}: {exc.strerror or exc}") from None
+
+    return resolve
+
+
+def http_client() -> httpx.Client:
+    return httpclients.shared(
+        ("webhooks",),
+        lambda: httpx.Client(
+            headers={"User-Agent": f"MAX-Webhooks/{__version__}"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            follow_redirects=False,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What one attempt needs: the delivery and its subscription, read in one query."""
+
+    delivery_id: int
+    subscription_id: int
+    event_type: str
+    message_id: str
+    body: str
+    state: str
+    attempts: int
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_secret_until: datetime | None
+    is_active: bool
+    timeout_s: int
+    failing_since: datetime | None
+
+
+_LOAD = (
+    sa_select(
+        _D.c.id.label("delivery_id"),
+        _D.c.subscription_id,
+        _D.c.event_type,
+        _D.c.message_id,
+        _D.c.body,
+        _D.c.state,
+        _D.c.attempts,
+        _S.c.url,
+        _S.c.secret,
+        _S.c.previous_secret,
+        _S.c.previous_secret_until,
+        _S.c.is_active,
+        _S.c.timeout_s,
+        _S.c.failing_since,
+    )
+    .join(_S, _S.c.id == _D.c.subscription_id)
+    .where(_D.c.id == bindparam("delivery_id"))
+)
+
+
+def load(session: Session, delivery_id: int) -> Outgoing | None:
+    row = session.connection().execute(_LOAD, {"delivery_id": delivery_id}).first()
+    return Outgoing(**row._mapping) if row is not None else None
+
+
+def signed_headers(outgoing: Outgoing, body: bytes, now: datetime) -> dict[str, str]:
+    timestamp = int(now.timestamp())
+    keys = [outgoing.secret]
+    until = outgoing.previous_secret_until
+    if outgoing.previous_secret and until is not None and until > now:
+        keys.append(outgoing.previous_secret)  # during a rotation both secrets sign
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": outgoing.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(keys, outgoing.message_id, timestamp, body),
+        "X-MAX-Event": outgoing.event_type,
+        "X-MAX-Signature": hex_signature(outgoing.secret, body),
+    }
+
+
+def post(
+    outgoing: Outgoing,
+    now: datetime,
+    settings: Settings,
+    resolver: netguard.Resolver = netguard.system_resolver,
+) -> AttemptResult:
+    """One POST of the stored bytes through the address guard (the checked address, no redirects)."""
+    body = outgoing.body.encode("utf-8")
+    started = time.perf_counter()
+
+    def done(
+        status: int | None, text: str | None, error: str | None, outcome: str, after: int | None = None
+    ) -> AttemptResult:
+        ms = round((time.perf_counter() - started) * 1000)
+        return AttemptResult(status, text, error, ms, outcome, after)
+
+    try:
+        with netguard.stream(
+            http_client(),
+            "POST",
+            outgoing.url,
+            allow_private=settings.webhooks.allow_private_networks,
+            resolver=_resolving(resolver),
+            content=body,
+            headers=signed_headers(outgoing, body, now),
+            timeout=float(outgoing.timeout_s),
+        ) as response:
+            text = _read_prefix(response)
+            return done(
+                response.status_code, text, None, classify(response.status_code), _retry_after(response)
+            )
+    except netguard.AddressRefused as exc:
+        return done(None, None, f"address refused: {exc}", "stop")
+    except _Unresolvable as exc:
+        return done(None, None, str(exc), "retry")
+    except httpx.TimeoutException:
+        return done(None, None, f"no answer within {outgoing.timeout_s}s", "retry")
+    except httpx.HTTPError as exc:
+        return done(None, None, f"{type(exc).__name__}: {exc}"[:500], "retry")
+
+
+def _read_prefix(response: httpx.Response) -> str | None:
+    """The first 1000 characters of the answer (reading at most a few KB of it)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= RESPONSE_LIMIT * 4:
+                break
+    except httpx.HTTPError:
+        pass  # the status is what counts; a body cut short is still logged as far as it came
+    text = b"".join(chunks).decode("utf-8", "replace")[:RESPONSE_LIMIT]
+    return text or None
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    value = response.headers.get("retry-after", "").strip()
+    return min(int(value), MAX_RETRY_AFTER) if value.isdigit() else None
