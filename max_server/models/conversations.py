@@ -39,6 +39,8 @@ class Conversation(SQLModel, table=True):
         ),
         Index("ix_conversations_status_team", "status", "team_id"),
         Index("ix_conversations_assignee_status", "assignee_id", "status"),
+        # The customer context: a customer's latest conversations without sorting their history.
+        Index("ix_conversations_customer_created", "customer_id", "created_at", "id"),
         Index(
             "ix_conversations_sla_next_check",
             "sla_next_check_at",

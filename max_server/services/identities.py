@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from max_server.db import dialect_insert
@@ -37,13 +38,28 @@ def find_identity(session: Session, channel: str, keys: list[str]) -> CustomerId
     return None
 
 
-def active_customer(session: Session, customer_id: int) -> Customer:
-    """The customer, or the one it was merged into (following a chain, guarded against loops)."""
-    customer = session.get(Customer, customer_id)
+def _load_customer(session: Session, customer_id: int, lock: bool) -> Customer | None:
+    if not lock:
+        return session.get(Customer, customer_id)
+    # FOR KEY SHARE (PostgreSQL; SQLite has one writer): a link of this customer in flight
+    # (it holds FOR UPDATE) finishes first, and we read what it committed.
+    return session.exec(
+        select(Customer)
+        .where(Customer.id == customer_id)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def active_customer(session: Session, customer_id: int, *, lock: bool = False) -> Customer:
+    """The customer, or the one it was merged into (following a chain, guarded against loops).
+    With ``lock``, each row is key-share locked, so a concurrent link cannot deactivate the
+    customer between this read and the caller's writes."""
+    customer = _load_customer(session, customer_id, lock)
     assert customer is not None
     hops = 0
     while customer.merged_into_id is not None and not customer.is_active and hops < 16:
-        target = session.get(Customer, customer.merged_into_id)
+        target = _load_customer(session, customer.merged_into_id, lock)
         if target is None:
             break
         customer, hops = target, hops + 1
@@ -91,7 +107,21 @@ def resolve(
             found = session.get(CustomerIdentity, inserted)
             assert found is not None
             created = True
-    customer = active_customer(session, found.customer_id)
+    customer = active_customer(session, found.customer_id, lock=True)
+    for _ in range(3):  # a link or its undo moved the identity while we waited: follow it
+        owner = found.customer_id
+        current = session.exec(
+            select(CustomerIdentity.customer_id).where(CustomerIdentity.id == found.id)
+        ).first()
+        if current is None:  # the customer was erased meanwhile: start a fresh one
+            session.expunge(found)
+            return resolve(
+                session, channel, keys, display_name=display_name, phone_e164=phone_e164, email=email
+            )
+        if current == owner:
+            break
+        set_committed_value(found, "customer_id", current)
+        customer = active_customer(session, current, lock=True)
     if found.customer_id != customer.id:
         found.customer_id = customer.id  # type: ignore[assignment]
         session.add(found)
