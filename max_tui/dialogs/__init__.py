@@ -1,0 +1,1 @@
+"""Modal dialogs that ``dismiss`` with the value chosen (or None when cancelled)."""

@@ -1,0 +1,1 @@
+"""Screens of the console: starting, connection problems, and the main screen."""

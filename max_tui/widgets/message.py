@@ -1,0 +1,71 @@
+"""One message in the thread: who and when, the text, media lines, and the delivery tick."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from textual.content import Content
+from textual.widgets import Static
+
+from max_server.schemas import MessagePublic
+from max_tui.formatting import clock_time, delivery_label, media_line
+
+TICK_STYLES = {
+    "read": "$text-accent bold",
+    "played": "$text-accent bold",
+    "delivered": "$text-success",
+    "sent": "$text-muted",
+    "failed": "$text-error bold",
+    "unknown": "$text-warning bold",
+}
+
+
+def message_content(
+    message: MessagePublic, now: datetime, tz: tzinfo, customer_name: str | None = None
+) -> Content:
+    when = clock_time(message.customer_time or message.created_at, now, tz)
+    if message.sender_type == "system":
+        text = message.content_text or message.type.replace("_", " ")
+        return Content.assemble((f"{text} · {when}", "$text-muted italic"))
+    who = (message.sender.name if message.sender else None) or (
+        (customer_name or "Customer") if message.direction == "inbound" else "MAX"
+    )
+    head: list[str | tuple[str, str] | Content] = [(who, "bold"), (f" · {when}", "$text-muted")]
+    if message.direction == "outbound":
+        head += [" · ", (delivery_label(message), TICK_STYLES.get(message.delivery_status, "$text-muted"))]
+    if "rate_limited" in message.flags:
+        head.append((" · rate limited", "$text-warning"))
+    lines = [Content.assemble(*head)]
+    if message.content_text:
+        lines.append(Content(message.content_text))
+    for media in message.media:
+        style = "$text-error" if media.status in ("failed", "expired") else "$text-secondary"
+        lines.append(Content.styled(media_line(media), style))
+    if not message.content_text and not message.media:
+        lines.append(Content.styled(f"[{message.type}]", "$text-muted italic"))
+    return Content("\n").join(lines)
+
+
+class MessageItem(Static):
+    """Re-rendered in place when a status update arrives (``update_message``)."""
+
+    def __init__(
+        self, message: MessagePublic, now: datetime, tz: tzinfo, customer_name: str | None = None
+    ) -> None:
+        super().__init__(
+            message_content(message, now, tz, customer_name), markup=False, classes=self._classes_for(message)
+        )
+        self.message = message
+        self.tz = tz
+        self.customer_name = customer_name
+
+    @staticmethod
+    def _classes_for(message: MessagePublic) -> str:
+        kind = "system" if message.sender_type == "system" else message.direction
+        problem = " -problem" if message.delivery_status in ("failed", "unknown") else ""
+        return f"message {kind}{problem}"
+
+    def update_message(self, message: MessagePublic, now: datetime) -> None:
+        self.message = message
+        self.set_classes(self._classes_for(message))
+        self.update(message_content(message, now, self.tz, self.customer_name))

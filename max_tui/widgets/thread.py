@@ -1,0 +1,123 @@
+"""The open conversation: a one-line header and its messages, oldest first, newest at the bottom."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, tzinfo
+
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from max_server.schemas import ConversationPublic, MessagePublic
+from max_tui.formatting import channel_label
+from max_tui.state import delivery_moves_forward
+from max_tui.widgets.message import MessageItem
+
+EMPTY_HINT = "No conversation open: pick one in the queue (⏎)"
+
+
+def header_content(conversation: ConversationPublic) -> Content:
+    parts: list[str | tuple[str, str]] = [
+        (f"#{conversation.number} ", "$text-muted"),
+        (conversation.customer.name or "Unknown customer", "bold"),
+        (f" · {channel_label(conversation.channel)}", "$text-muted"),
+    ]
+    if conversation.team is not None:
+        parts.append((f" · {conversation.team.name}", "$text-muted"))
+    status = conversation.status
+    if conversation.assignee is not None and status != "closed":
+        parts.append((f" · {conversation.assignee.name}", ""))
+    else:
+        parts.append((f" · {status}", "$text-warning" if status == "queued" else "$text-muted"))
+    if conversation.priority in ("high", "urgent"):
+        parts.append((f" · {conversation.priority}", "$text-error bold"))
+    return Content.assemble(*parts)
+
+
+class ThreadView(Vertical):
+    def __init__(self, tz: tzinfo, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.tz = tz
+        self.conversation_id: str | None = None
+        self.customer_name: str | None = None
+        self._items: dict[str, MessageItem] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(EMPTY_HINT, id="thread-header", markup=False)
+        yield VerticalScroll(id="thread-messages", can_focus=True)
+
+    @property
+    def scroller(self) -> VerticalScroll:
+        return self.query_one("#thread-messages", VerticalScroll)
+
+    @property
+    def message_ids(self) -> list[str]:
+        return list(self._items)
+
+    def show_header(self, conversation: ConversationPublic | None) -> None:
+        header = self.query_one("#thread-header", Static)
+        header.update(header_content(conversation) if conversation else EMPTY_HINT)
+
+    async def open(self, conversation: ConversationPublic | None) -> None:
+        """Switches to ``conversation`` (its messages follow with ``set_messages``)."""
+        self.show_header(conversation)
+        new_id = conversation.id if conversation else None
+        self.customer_name = conversation.customer.name if conversation else None
+        if new_id == self.conversation_id:
+            return
+        self.conversation_id = new_id
+        self._items.clear()
+        await self.scroller.remove_children()
+        if conversation is not None:
+            await self.scroller.mount(
+                Static("Loading messages…", classes="thread-note placeholder", markup=False)
+            )
+
+    async def set_messages(
+        self, conversation_id: str, messages: Iterable[MessagePublic], now: datetime, earlier: int = 0
+    ) -> None:
+        if conversation_id != self.conversation_id:
+            return  # the agent moved on while these loaded
+        # What arrived live while the page loaded stays, and a page older than a live status
+        # update does not take the message back to an earlier state.
+        live = {key: item.message for key, item in self._items.items()}
+        loaded = [
+            live[m.id]
+            if m.id in live and not delivery_moves_forward(live[m.id].delivery_status, m.delivery_status)
+            else m
+            for m in messages
+        ]
+        known = {m.id for m in loaded}
+        loaded += [message for key, message in live.items() if key not in known]
+        loaded.sort(key=lambda m: (m.created_at, int(m.id) if m.id.isdigit() else 0))
+        self._items.clear()
+        await self.scroller.remove_children()
+        widgets: list[Static] = []
+        if earlier:
+            widgets.append(Static(f"{earlier} earlier messages not shown", classes="thread-note"))
+        for message in loaded:
+            item = MessageItem(message, now, self.tz, self.customer_name)
+            self._items[message.id] = item
+            widgets.append(item)
+        if not self._items:
+            widgets.append(Static("No messages yet.", classes="thread-note placeholder"))
+        await self.scroller.mount_all(widgets)
+        self.scroller.anchor()  # stays at the newest message until the agent scrolls up
+
+    async def add_or_update(self, message: MessagePublic, now: datetime) -> None:
+        """A live message (or a new state of one) for the open conversation."""
+        if message.conversation_id != self.conversation_id:
+            return
+        held = self._items.get(message.id)
+        if held is not None:
+            if delivery_moves_forward(held.message.delivery_status, message.delivery_status):
+                held.update_message(message, now)
+            return
+        await self.scroller.query(".placeholder").remove()
+        item = MessageItem(message, now, self.tz, self.customer_name)
+        self._items[message.id] = item
+        await self.scroller.mount(item)
+        if message.direction == "outbound":
+            self.scroller.scroll_end(animate=False)  # one's own reply: always show it

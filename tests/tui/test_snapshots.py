@@ -1,0 +1,99 @@
+"""Snapshots of the main screen at 120×36 and 80×24 (fixed clock, fixed data: see recorded.py).
+
+Update after an intended change with ``pytest tests/tui/test_snapshots.py --snapshot-update`` and
+look at the SVGs in ``__snapshots__`` before committing them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Tabs
+from textual.widgets._tabs import Underline
+
+from max_server.schemas import ConversationPublic, Me, MessagePublic
+from max_tui.screens.main import MainScreen
+from tests.tui.recorded import recorded_app, wire
+
+SnapCompare = Callable[..., bool]
+
+
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_COLOR", "MAX_THEME", "COLORFGBG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def open_conversation(conversation_id: str | None) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app: Any = pilot.app
+        deadline = time.monotonic() + 10
+        while not (isinstance(app.screen, MainScreen) and app.screen.loads):
+            assert time.monotonic() < deadline, "the recorded queue never loaded"
+            await pilot.pause(0.02)
+        main: MainScreen = app.screen
+        main.composer.cursor_blink = False  # a blinking cursor is visible or not by chance
+        if conversation_id is not None:
+            await main.open_conversation(conversation_id, focus_composer=True)
+            while not main.thread.message_ids:
+                assert time.monotonic() < deadline, "the recorded thread never loaded"
+                await pilot.pause(0.02)
+        while not underline_settled(main):
+            assert time.monotonic() < deadline, "the tab underline never settled"
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    return run_before
+
+
+def underline_settled(main: MainScreen) -> bool:
+    """The active tab's underline spans its label (it follows a relabel a few refreshes later)."""
+    tabs = main.query_one(Tabs)
+    active = tabs.query_one("#tabs-list > Tab.-active")
+    underline = tabs.query_one(Underline)
+    start, end = active.virtual_region.shrink(active.styles.gutter).column_span
+    return (underline.highlight_start, underline.highlight_end) == (start, end)
+
+
+def test_recorded_wire_matches_the_schemas() -> None:
+    data = wire()
+    Me.model_validate(data["me"])
+    for conversation in data["conversations"].values():
+        ConversationPublic.model_validate(conversation)
+    for messages in data["messages"].values():
+        for message in messages:
+            MessagePublic.model_validate(message)
+
+
+def test_main_screen_wide(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, drafts={"101": "Claro, ya lo reviso.\nDame un momento"})
+    assert snap_compare(app, terminal_size=(120, 36), run_before=open_conversation("101"))
+
+
+def test_main_screen_small(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = recorded_app(tmp_path, drafts={"101": "Claro, ya lo reviso."})
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_conversation("101"))
+
+
+def test_main_screen_with_whatsapp_window_closed(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_conversation("100"))
+
+
+def test_main_screen_before_opening_a_conversation(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    app = recorded_app(tmp_path)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=open_conversation(None))
+
+
+def test_main_screen_light_theme(
+    snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLORFGBG", "0;15")  # the terminal says: dark text on a light background
+    app = recorded_app(tmp_path)
+    assert app.theme == "textual-light"
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_conversation("101"))
