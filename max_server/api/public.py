@@ -10,6 +10,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/webhooks/whatsapp"): "X-Hub-Signature-256 over the raw body with the app secret (401)",
     ("POST", "/webhooks/whatsapp/template-status"): "same as /webhooks/whatsapp (the seed's path)",
     ("POST", "/channels/chat-app/messages"): "Standard Webhooks signature with chat_app.secret (401)",
+    ("GET", "/media/{key:path}"): "HMAC link (key, expiry, name, type) with server.secret_key (403)",
 }
 
 # Websocket routes cannot use the HTTP role guards; each authenticates its token itself
