@@ -12,12 +12,13 @@ import json
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+if typing.TYPE_CHECKING:
+    from rich.console import Console
 
 from max_cli.connection import Connection, resolve
 from max_server.client import ApiError, MaxClient
@@ -55,9 +56,26 @@ class Cli:
     json: bool = False
     url: str | None = None
     token: str | None = None
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
-    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    _out: Console | None = None
+    _err: Console | None = None
     _client: MaxClient | None = None
+
+    @property
+    def out(self) -> Console:
+        """stdout for people (rich is imported on first use: ``max --help`` stays fast)."""
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(soft_wrap=True)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, soft_wrap=True)
+        return self._err
 
     @property
     def connection(self) -> Connection:
@@ -106,6 +124,8 @@ class Cli:
         if not rows:
             self.info(empty)
             return
+        from rich.table import Table
+
         table = Table(show_edge=False, box=None, pad_edge=False, header_style="bold")
         for _, title in columns:
             table.add_column(title, overflow="fold")

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from max_server import __version__, api
+from max_server import __version__, api, metrics
 from max_server.api import errors
 from max_server.db import Database
 from max_server.runtime import Runtime
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, db: Database | None = None, background: bo
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
+        metrics.HTTP_REQUESTS.labels(request.method, metrics.status_class(response.status_code)).inc()
         actor = getattr(request.state, "actor", None)
         log.info(
             "%s %s %s",

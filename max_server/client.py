@@ -1,19 +1,21 @@
 """Typed HTTP clients for MAX's REST API (sync for the CLI, async for the console).
 
-Imports nothing heavier than httpx and pydantic, so ``max_cli`` and ``max_tui`` start fast.
+Imports nothing heavier than httpx and pydantic, and those only when a client is made, so
+``max --help`` and ``max_tui`` start fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
-
-import httpx
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from max_server import __version__
 
-T = TypeVar("T", bound=BaseModel)
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import BaseModel
+
+T = TypeVar("T", bound="BaseModel")
 USER_AGENT = f"max-client/{__version__}"
 
 
@@ -39,6 +41,12 @@ class ApiError(Exception):
         except (ValueError, KeyError, TypeError):
             text = response.text.strip()[:200] or response.reason_phrase
             return cls(response.status_code, "http_error", f"HTTP {response.status_code}: {text}")
+
+
+def _httpx() -> Any:
+    import httpx
+
+    return httpx
 
 
 def _connection_error(base_url: str, exc: Exception) -> ApiError:
@@ -71,7 +79,7 @@ class MaxClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self._http = httpx.Client(
+        self._http = _httpx().Client(
             base_url=self.base_url, headers=_headers(token), timeout=timeout, transport=transport
         )
 
@@ -84,12 +92,22 @@ class MaxClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def request_with_status(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """Like :meth:`request`, also returning the status (e.g. 201 created vs 200 updated)."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except _httpx().HTTPError as exc:
+            raise _connection_error(self.base_url, exc) from exc
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        return response.status_code, (response.json() if response.content else None)
+
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None, **kwargs: Any
     ) -> Any:
         try:
             response = self._http.request(method, path, params=_clean(params), json=json, **kwargs)
-        except httpx.HTTPError as exc:
+        except _httpx().HTTPError as exc:
             raise _connection_error(self.base_url, exc) from exc
         if response.status_code >= 400:
             raise ApiError.from_response(response)
@@ -139,7 +157,7 @@ class AsyncMaxClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self._http = httpx.AsyncClient(
+        self._http = _httpx().AsyncClient(
             base_url=self.base_url, headers=_headers(token), timeout=timeout, transport=transport
         )
 
@@ -151,7 +169,7 @@ class AsyncMaxClient:
     ) -> Any:
         try:
             response = await self._http.request(method, path, params=_clean(params), json=json, **kwargs)
-        except httpx.HTTPError as exc:
+        except _httpx().HTTPError as exc:
             raise _connection_error(self.base_url, exc) from exc
         if response.status_code >= 400:
             raise ApiError.from_response(response)

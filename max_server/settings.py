@@ -42,6 +42,7 @@ class ServerSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(3 * 1024 * 1024, ge=1024)
+    metrics_token: str = ""
 
     @property
     def base_url(self) -> str:

@@ -8,9 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from max_cli.output import EXIT_USAGE, Cli, CliError, command
 from max_server.client import ApiError, MaxClient
@@ -259,14 +257,8 @@ class _Resolver:
 
 
 def _put_status(client: MaxClient, path: str, body: dict[str, Any]) -> int:
-    """PUT and return the status (201 created, 200 updated): ``MaxClient.put`` returns only the body."""
-    try:
-        response = client._http.put(path, json=body)
-    except httpx.HTTPError as exc:
-        raise ApiError(0, "unreachable", f"cannot reach the MAX server: {type(exc).__name__}") from exc
-    if response.status_code >= 400:
-        raise ApiError.from_response(response)
-    return response.status_code
+    """PUT and return the status (201 created, 200 updated)."""
+    return client.request_with_status("PUT", path, json=body)[0]
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -293,6 +285,8 @@ def _import(
         if cli.json:
             yield from enumerate(rows, start=2)
             return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         with Progress(
             TextColumn(f"Importing {kind}"),
             BarColumn(),

@@ -21,7 +21,7 @@ ConfigOption = Annotated[
 def upgrade(cli: Cli, config: ConfigOption = None) -> None:
     """Apply pending migrations to the configured database.
 
-    Example: MAX_CONFIG=/etc/max/config.toml max db upgrade
+    Example: max db upgrade --config /etc/max/config.toml
     """
     result = local.upgrade(config)
     cli.emit(

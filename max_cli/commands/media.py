@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-import httpx
 import typer
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
 from max_cli.output import EXIT_FAILURE, EXIT_USAGE, Cli, CliError, command
 
@@ -100,6 +98,9 @@ def _name_from(media: dict[str, Any]) -> str:
 
 
 def _download(cli: Cli, url: str, out: Any) -> tuple[str, int]:
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
     digest, size = hashlib.sha256(), 0
     try:
         with httpx.stream("GET", url, timeout=httpx.Timeout(60.0, connect=10.0)) as response:
@@ -158,6 +159,8 @@ def cleanup(
             summary, lambda: cli.line(f"{plan['due']} file(s), {_size(plan['due_bytes'])}, would be removed.")
         )
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     expired = freed = batches = 0
     errors: list[dict[str, Any]] = []
     cursor: str | None = None

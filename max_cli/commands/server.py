@@ -65,7 +65,7 @@ def run(
 ) -> None:
     """Serve the API, webhooks and background work until SIGTERM or Ctrl-C.
 
-    Example: MAX_CONFIG=/etc/max/config.toml max server run --workers 4 --log-format json
+    Example: max server run --config /etc/max/config.toml --workers 4 --log-format json
     """
     import uvicorn
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from max_server import metrics
 from max_server.access import Actor
 from max_server.api.deps import AgentActor, SessionDep, authenticate_token
 from max_server.db import Database
@@ -97,6 +98,7 @@ async def stream(websocket: WebSocket, after: int | None = None, token: str | No
     await websocket.accept()
     subscriber = Subscriber(actor, asyncio.get_running_loop())
     broadcaster.add(subscriber)
+    metrics.CONNECTED_AGENTS.inc()
     receiver = asyncio.create_task(_drain_client(websocket))
     try:
         if after is None:
@@ -115,6 +117,7 @@ async def stream(websocket: WebSocket, after: int | None = None, token: str | No
         pass
     finally:
         broadcaster.remove(subscriber)
+        metrics.CONNECTED_AGENTS.dec()
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver

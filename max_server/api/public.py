@@ -6,6 +6,7 @@ from __future__ import annotations
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "none: liveness only, reveals nothing",
     ("GET", "/readyz"): "none: readiness only, reveals nothing",
+    ("GET", "/metrics"): "server.metrics_token as a bearer token when set (counts only, no data)",
     ("GET", "/webhooks/whatsapp"): "hub.verify_token compared in constant time (403 otherwise)",
     ("POST", "/webhooks/whatsapp"): "X-Hub-Signature-256 over the raw body with the app secret (401)",
     ("POST", "/webhooks/whatsapp/template-status"): "same as /webhooks/whatsapp (the seed's path)",

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from max_server import clock
+from max_server import clock, metrics
 from max_server.api.bodies import read_limited
 from max_server.api.deps import DbDep, SettingsDep
 from max_server.channels import chat_app
@@ -28,7 +31,7 @@ from max_server.channels.whatsapp.webhook import Item, parse, signature_valid
 from max_server.db import Database
 from max_server.domain import signatures
 from max_server.domain.text import storable
-from max_server.errors import BadRequest, Forbidden, Unauthorized, Unprocessable
+from max_server.errors import AppError, BadRequest, Forbidden, Unauthorized, Unprocessable
 from max_server.services import channels, inbound
 from max_server.settings import Settings
 
@@ -58,17 +61,39 @@ def whatsapp_handshake(
 @router.post("/webhooks/whatsapp/template-status", include_in_schema=False)
 async def whatsapp_webhook(request: Request, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
     """Meta's notifications: messages, statuses, template updates. Signed with the app secret."""
-    raw = await read_limited(request, settings.server.max_body_bytes)
-    if not signature_valid(raw, request.headers.get("x-hub-signature-256"), settings.whatsapp.app_secret):
-        log.warning("WhatsApp webhook refused: bad or missing signature (%d bytes)", len(raw))
-        raise Unauthorized("the X-Hub-Signature-256 signature does not match", code="invalid_signature")
-    try:
-        body = storable(json.loads(raw))  # NUL characters cannot be stored in PostgreSQL
-    except ValueError:
-        raise BadRequest("the body is not JSON", code="invalid_json") from None
-    items = parse(body)
-    counts = await run_in_threadpool(_store_whatsapp, db, settings, items)
+    with observed("whatsapp"):
+        raw = await read_limited(request, settings.server.max_body_bytes)
+        if not signature_valid(raw, request.headers.get("x-hub-signature-256"), settings.whatsapp.app_secret):
+            log.warning("WhatsApp webhook refused: bad or missing signature (%d bytes)", len(raw))
+            raise Unauthorized("the X-Hub-Signature-256 signature does not match", code="invalid_signature")
+        try:
+            body = storable(json.loads(raw))  # NUL characters cannot be stored in PostgreSQL
+        except ValueError:
+            raise BadRequest("the body is not JSON", code="invalid_json") from None
+        items = parse(body)
+        counts = await run_in_threadpool(_store_whatsapp, db, settings, items)
     return {"status": "ok", "received": dict(counts)}
+
+
+@contextmanager
+def observed(channel: str) -> Iterator[None]:
+    """Counts the webhook by outcome (the error's code, or ``accepted``) and times it."""
+    started = time.perf_counter()
+    outcome = "accepted"
+    try:
+        yield
+    except AppError as exc:
+        outcome = exc.code
+        raise
+    except OperationalError:
+        outcome = "database_unavailable"
+        raise
+    except Exception:
+        outcome = "error"
+        raise
+    finally:
+        metrics.WEBHOOKS_RECEIVED.labels(channel, outcome).inc()
+        metrics.INGEST_SECONDS.labels(channel).observe(time.perf_counter() - started)
 
 
 def _store_whatsapp(db: Database, settings: Settings, items: list[Item]) -> Counter[str]:
@@ -93,6 +118,11 @@ def _is_transient(exc: OperationalError) -> bool:
 @router.post("/channels/chat-app/messages")
 async def chat_app_message(request: Request, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
     """A customer message from the Chat App's backend, signed with ``chat_app.secret``."""
+    with observed("chat_app"):
+        return await _chat_app_message(request, db, settings)
+
+
+async def _chat_app_message(request: Request, db: Database, settings: Settings) -> dict[str, Any]:
     raw = await read_limited(request, settings.server.max_body_bytes)
     secret = settings.chat_app.secret
     problem = (

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from max_server import metrics
 from max_server.db import Database
 from max_server.jobs import queue, registry
 from max_server.jobs.registry import JobContext, PermanentFailure, RetryLater
@@ -189,6 +190,7 @@ class Worker:
                 self._stop.wait(0.5 * (attempt + 1))
         else:
             return
+        metrics.JOBS_RUN.labels(job.kind, state or "lost").inc()
         level = logging.INFO if state in ("done", "queued") else logging.WARNING
         log.log(
             level,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, update
 from sqlmodel import Session, col, select
 
+from max_server import metrics
 from max_server.access import Actor
 from max_server.domain import sla as rules
 from max_server.models import Conversation, SlaViolation
@@ -153,9 +154,11 @@ def _publish(session: Session, found: _Findings) -> None:
             "target_s": target_of(row, governed.policy, metric, due),
         }
         events.emit(session, "sla.warning", data, to=conversation_rows.audience(row))
+        metrics.SLA_WARNINGS.labels(metric).inc()
     for (row, _), violation in zip(found.violations, shown, strict=True):
         data = {"conversation": published[row.id], "violation": violation.model_dump(mode="json")}
         events.emit(session, "sla.violated", data, to=conversation_rows.audience(row))
+        metrics.SLA_VIOLATIONS.labels(violation.kind).inc()
     supervisors: dict[int | None, list[int]] = {}
     for row, reasons in found.escalated:
         if row.team_id not in supervisors:

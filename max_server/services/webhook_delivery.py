@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, delete, select
 
-from max_server import clock, netguard, wakeup
+from max_server import clock, metrics, netguard, wakeup
 from max_server.db import Database, dialect_insert
 from max_server.domain.durations import format_duration
 from max_server.jobs import queue, registry
@@ -233,6 +233,7 @@ def record_success(db: Database, outgoing: Outgoing, attempt: int, result: Attem
         if settled and outgoing.failing_since is not None:
             connection.execute(_NOT_FAILING, {"s_id": outgoing.subscription_id})
         session.commit()
+    metrics.DELIVERIES.labels("success").inc()
     return "success" if settled else "stale"
 
 
@@ -266,6 +267,7 @@ def record(
             _failed(session, settings, subscription, delivery, attempt, try_no, result, now)
         session.add(delivery)
         session.commit()
+    metrics.DELIVERIES.labels(result.outcome).inc()
     return result.outcome
 
 
