@@ -180,6 +180,20 @@ class AsyncMaxClient:
     async def get(self, path: str, **params: Any) -> Any:
         return await self.request("GET", path, params=params)
 
+    async def get_if_changed(self, path: str, etag: str | None, **params: Any) -> tuple[Any, str | None]:
+        """A conditional GET (``If-None-Match``): ``(None, etag)`` when the server answers 304 Not
+        Modified, else the parsed body and the response's ``ETag``."""
+        headers = {"If-None-Match": etag} if etag else None
+        try:
+            response = await self._http.get(path, params=_clean(params), headers=headers)
+        except httpx.HTTPError as exc:
+            raise _connection_error(self.base_url, exc) from exc
+        if response.status_code == 304:
+            return None, etag
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        return (response.json() if response.content else None), response.headers.get("ETag")
+
     async def post(self, path: str, body: Any = None, **params: Any) -> Any:
         return await self.request("POST", path, json=body, params=params)
 

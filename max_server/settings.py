@@ -114,6 +114,7 @@ class EventSettings(_Section):
 class JobSettings(_Section):
     enabled: bool = True
     concurrency: int = Field(4, ge=1, le=64)
+    claim_batch: int = Field(8, ge=1, le=100)
     lease: Duration = 60
     poll_interval: float = Field(2.0, gt=0)
     retention_days: int = Field(7, ge=1)

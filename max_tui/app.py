@@ -6,7 +6,7 @@ live stream worker and routes its events to the screen. On the way out it saves 
 the agent ``offline``.
 
 Everything the console depends on is injectable for tests: the HTTP transport, the live
-stream's connector, the clock, the time zone and the data directory.
+stream's connector, the clock, the time zone, the data directory, and the system's file opener.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from textual.timer import Timer
 from max_server.client import ApiError, AsyncMaxClient
 from max_tui.formatting import system_now
 from max_tui.live import Connector, LiveEvent, LiveFeed, LiveReady, LiveState, websocket_connector
+from max_tui.media import MediaFiles, Opener
 from max_tui.screens.connection import ConnectionProblemScreen
 from max_tui.screens.starting import StartingScreen
 from max_tui.storage import DraftStore, Preferences, default_data_dir, write_json_atomic
@@ -80,6 +81,8 @@ class MaxApp(App[None]):
         tz: tzinfo | None = None,
         data_dir: Path | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        opener: Opener | None = None,
+        save_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.server_url = url.rstrip("/")
@@ -89,6 +92,10 @@ class MaxApp(App[None]):
         self.tz = tz or local_timezone()
         self.data_dir = data_dir or default_data_dir()
         self.prefs = Preferences(self.data_dir)
+        # Signed media links are fetched without the token, through the same transport (tests).
+        self.files = MediaFiles(
+            self.data_dir / "cache", save_dir=save_dir, opener=opener, transport=transport
+        )
         self.live = LiveFeed(self.server_url, connector or websocket_connector(token), self.post_message)
         self.heartbeat_seconds = heartbeat_seconds
         self.main: MainScreen | None = None
@@ -134,6 +141,9 @@ class MaxApp(App[None]):
                 now=self.now,
                 tz=self.tz,
                 server=self.server_url,
+                files=self.files,
+                prefs=self.prefs,
+                remember=self._save_preference,
             )
             self.main = MainScreen(context)
             await self.push_screen(self.main)
@@ -217,6 +227,11 @@ class MaxApp(App[None]):
                     f"{binding.description} ({key})",
                     partial(screen.run_action, binding.action),
                 )
+            yield SystemCommand(
+                "Undo the customer's latest link",
+                "Give the other customer back everything the link moved (also a button in the sidebar)",
+                partial(screen.run_action, "undo_link"),
+            )
 
     async def action_quit(self) -> None:
         if self.main is not None and self.main.is_attached:

@@ -55,6 +55,20 @@ def compact_duration(delta: timedelta) -> str:
     return f"{seconds // 86400}d"
 
 
+def duration_text(seconds: int) -> str:
+    """``45s``, ``5m``, ``1h10m``, ``2d3h`` (two units at most: for targets and actual times)."""
+    seconds = max(int(seconds), 0)
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    parts: list[str] = []
+    for name, size in units:
+        if seconds >= size or (name == "s" and not parts):
+            parts.append(f"{seconds // size}{name}")
+            seconds %= size
+        if len(parts) == 2 or (parts and seconds == 0):
+            break
+    return "".join(parts)
+
+
 def customer_waiting_since(conversation: ConversationPublic) -> datetime | None:
     """When the customer's unanswered message arrived, or None when an agent spoke last."""
     last_customer = conversation.last_customer_message_at

@@ -44,6 +44,15 @@ MAIN_BINDINGS: tuple[Binding, ...] = (
         key_display="^↑",
         group=NEXT_PREVIOUS,
     ),
+    _action("f8", "template", "Template", "Send an approved WhatsApp template (outside the 24 h window)"),
+    _action(
+        "f9", "media", "Media", "Open an attachment of this conversation (save, open, preview)", show=False
+    ),
+    _action("f10", "sla", "SLA", "SLA dashboard: compliance, violations, escalations (supervisors)"),
+    _action("ctrl+n", "notifications", "Alerts", "Notifications: list and mark read", show=False),
+    _action("ctrl+l", "link", "Link", "Link another customer record into this customer", show=False),
+    _action("ctrl+g", "tags", "Tags", "Add or remove the customer's tags", show=False),
+    _action("ctrl+b", "focus_context", "Sidebar", "Move the focus to the customer sidebar", show=False),
     _action("ctrl+t", "cycle_tab", "Tab", "Switch the queue tab (Mine, Team queue, All open)", show=False),
     _action("ctrl+o", "toggle_context", "Context", "Show or hide the context pane", show=False),
     # No tooltip: moving the focus is not a command for the palette.

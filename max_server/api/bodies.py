@@ -10,7 +10,7 @@ from max_server.errors import PayloadTooLarge
 async def read_limited(request: Request, limit: int) -> bytes:
     """The raw body, or 413 as soon as it is known to exceed ``limit`` (never read whole)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes", details={"limit": limit})
     chunks: list[bytes] = []
     size = 0

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from max_server.api.deps import AgentActor, SessionDep
+from max_server.errors import Unprocessable
 from max_server.schemas import (
     CannedRender,
     CannedRendered,
@@ -95,7 +96,7 @@ def render_response(
 ) -> CannedRendered:
     """The text with its variables filled from the conversation and ``variables``; 422
     ``missing_variables`` (``details.missing``) names those still without a value."""
-    conversation_id = int(body.conversation_id) if body.conversation_id else None
+    conversation_id = _conversation_id(body.conversation_id) if body.conversation_id else None
     return canned.render(session, actor, response_id, conversation_id, body.variables)
 
 
@@ -105,8 +106,16 @@ def send_response(
 ) -> MessagePublic:
     """Renders the response and sends it as the caller's reply; counts the use in the same
     transaction (nothing is counted when the send is refused)."""
-    message = canned.send(session, actor, response_id, int(body.conversation_id), body.variables)
+    conversation_id = _conversation_id(body.conversation_id)
+    message = canned.send(session, actor, response_id, conversation_id, body.variables)
     return present.message(session, message)
+
+
+def _conversation_id(value: str) -> int:
+    """Ids are strings on the wire; anything but digits is refused (not a 500)."""
+    if not (value.isascii() and value.isdigit()):
+        raise Unprocessable("conversation_id must be a conversation's id", code="invalid_conversation_id")
+    return int(value)
 
 
 @router.post("/{response_id}/used", response_model=CannedUsage)

@@ -53,7 +53,7 @@ def list_conversations(
     """Newest first. ``status=open`` (default) means queued or assigned."""
     team_id = find_team(session, team).id if team else None
     assignee_id = (
-        actor.user_id if assignee == "me" else (int(assignee) if assignee and assignee.isdigit() else None)
+        actor.user_id if assignee == "me" else (int(assignee) if assignee and assignee.isdecimal() else None)
     )
     rows, next_id = conversations.list_conversations(
         session,
@@ -114,6 +114,8 @@ def assign(
     session: SessionDep, actor: AgentActor, conversation_id: int, body: AssignBody
 ) -> ConversationPublic:
     """Assigns to a user (`me` for yourself) or, with null, unassigns."""
+    if body.user_id not in (None, "", "me") and not (body.user_id.isascii() and body.user_id.isdigit()):
+        raise Unprocessable("user_id must be a user's id, `me`, or null", code="invalid_user_id")
     user_id = actor.user_id if body.user_id == "me" else (int(body.user_id) if body.user_id else None)
     return present.conversation(
         session, conversation_actions.assign(session, actor, conversation_id, user_id)

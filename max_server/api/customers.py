@@ -163,7 +163,7 @@ def link_customers(
     """Links ``secondary_customer_id`` into this customer in one transaction (identities,
     conversations, tags, transactions and tickets move here; this customer's empty fields are
     filled; the secondary is deactivated). 409 for an inactive or erased customer or a cycle."""
-    if not body.secondary_customer_id.isdigit() or not 0 < int(body.secondary_customer_id) <= BIGINT:
+    if not body.secondary_customer_id.isdecimal() or not 0 < int(body.secondary_customer_id) <= BIGINT:
         raise Unprocessable("secondary_customer_id must be a customer id", code="invalid_customer_id")
     journal = links.link(session, actor, customer_id, int(body.secondary_customer_id))
     return link_journal.present_link(session, journal)

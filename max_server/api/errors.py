@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -78,6 +78,14 @@ def install(app: FastAPI) -> None:
             "the database is unavailable; try again shortly",
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _value_does_not_fit(request: Request, exc: Exception) -> JSONResponse:
+        # A value from the request the database cannot hold: an integer beyond 64 bits (SQLite's
+        # driver raises OverflowError, PostgreSQL a data exception) or a string over its column.
+        log.warning("value refused during %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return error_response(422, "invalid_value", "a value in the request is out of range or too long")
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -4,33 +4,40 @@ The websocket takes the token in the ``Authorization`` header or, for clients th
 headers, a ``token`` query parameter. It first replays every event after ``after`` the user may
 see, sends ``{"control": "ready", "latest_seq": N}``, then pushes new events as they are
 sequenced. A too-old ``after`` gets ``{"control": "resync", …}``. Revoked tokens are closed
-with code 4401.
+with code 4401. While the database is unreachable a new connection is refused with 503 (close
+code 1013, "try again later"), and an open one stays open: its token is checked again shortly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
+from starlette.websockets import WebSocketState
 
 from max_server import metrics
 from max_server.access import Actor
 from max_server.api.deps import AgentActor, SessionDep, authenticate_token
 from max_server.db import Database
-from max_server.errors import Unauthorized
+from max_server.errors import AppError, Unauthorized, Unavailable
 from max_server.realtime import Subscriber, control
 from max_server.schemas import EventEnvelope, EventList
 from max_server.services import events, users
 from max_server.services.pagination import cursor_int, encode_cursor
 
+log = logging.getLogger("max.realtime")
 router = APIRouter(tags=["events"])
 RECHECK_SECONDS = 10.0
+RETRY_SECONDS = 2.0  # after a recheck the database could not answer
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_LAGGING = 4408
+CLOSE_TRY_AGAIN = 1013
 
 
 @router.get("/api/v1/events", response_model=EventList)
@@ -92,7 +99,14 @@ async def stream(websocket: WebSocket, after: int | None = None, token: str | No
     try:
         actor, token_id = await run_in_threadpool(authenticate_token, db, _token_from(websocket, token))
     except Unauthorized as exc:
-        await _deny(websocket, exc)
+        await _deny(websocket, exc, CLOSE_UNAUTHORIZED)
+        return
+    except SQLAlchemyError as exc:
+        log.warning("live stream refused: the database is unavailable (%s)", type(exc).__name__)
+        unavailable = Unavailable(
+            "the database is unavailable; try again shortly", code="database_unavailable"
+        )
+        await _deny(websocket, unavailable, CLOSE_TRY_AGAIN)
         return
     broadcaster = websocket.app.state.runtime.broadcaster
     await websocket.accept()
@@ -115,6 +129,11 @@ async def stream(websocket: WebSocket, after: int | None = None, token: str | No
         await _pump(websocket, subscriber, receiver, db, token_id, last)
     except WebSocketDisconnect:
         pass
+    except SQLAlchemyError as exc:
+        # The replay could not be read: the client resumes from its last seq when it reconnects.
+        log.warning("live stream closed: the database is unavailable (%s)", type(exc).__name__)
+        if websocket.client_state == WebSocketState.CONNECTED:
+            await websocket.close(CLOSE_TRY_AGAIN, "database unavailable")
     finally:
         broadcaster.remove(subscriber)
         metrics.CONNECTED_AGENTS.dec()
@@ -162,7 +181,13 @@ async def _pump(
             getter.cancel()
         if loop.time() >= recheck_at:
             recheck_at = loop.time() + RECHECK_SECONDS
-            fresh = await run_in_threadpool(_refresh, db, subscriber.actor, token_id)
+            try:
+                fresh = await run_in_threadpool(_refresh, db, subscriber.actor, token_id)
+            except SQLAlchemyError as exc:
+                # Nothing new is sequenced while the database is away: keep the stream, ask again soon.
+                log.warning("live stream: cannot recheck the token (%s)", type(exc).__name__)
+                recheck_at = loop.time() + RETRY_SECONDS
+                continue
             if fresh is None:
                 await websocket.close(CLOSE_UNAUTHORIZED, "token revoked")
                 return
@@ -177,8 +202,8 @@ async def _drain_client(websocket: WebSocket) -> None:
             return
 
 
-async def _deny(websocket: WebSocket, exc: Unauthorized) -> None:
+async def _deny(websocket: WebSocket, exc: AppError, close_code: int) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(JSONResponse(exc.body(), status_code=401))
+        await websocket.send_denial_response(JSONResponse(exc.body(), status_code=exc.status_code))
     else:
-        await websocket.close(CLOSE_UNAUTHORIZED, exc.code)
+        await websocket.close(close_code, exc.code)

@@ -91,7 +91,7 @@ def remove_skill(session: SessionDep, actor: AdminActor, user: str, skill: str) 
 @router.get("/rate-limits/blocks", response_model=CustomerBlockList)
 def list_blocks(session: SessionDep, actor: SupervisorActor, all: bool = False) -> CustomerBlockList:
     """Customers held by the rate limit now (``all=true``: also past blocks)."""
-    rows = rate_limits.blocks(session, clock.now(), include_past=all)
+    rows = rate_limits.blocks(session, clock.now(), include_past=all, actor=actor)
     ids = {b.customer_id for b in rows}
     names = (
         dict(session.exec(select(Customer.id, Customer.name).where(col(Customer.id).in_(ids))).all())

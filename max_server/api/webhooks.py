@@ -8,7 +8,6 @@ take it, so Meta retries.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ from max_server.api.bodies import read_limited
 from max_server.api.deps import DbDep, SettingsDep
 from max_server.channels import chat_app
 from max_server.channels.whatsapp import ingest as whatsapp_ingest
-from max_server.channels.whatsapp.webhook import Item, parse, signature_valid
+from max_server.channels.whatsapp.webhook import Item, decode, parse, signature_valid
 from max_server.db import Database
 from max_server.domain import signatures
 from max_server.domain.text import storable
@@ -67,9 +66,9 @@ async def whatsapp_webhook(request: Request, db: DbDep, settings: SettingsDep) -
             log.warning("WhatsApp webhook refused: bad or missing signature (%d bytes)", len(raw))
             raise Unauthorized("the X-Hub-Signature-256 signature does not match", code="invalid_signature")
         try:
-            body = storable(json.loads(raw))  # NUL characters cannot be stored in PostgreSQL
-        except ValueError:
-            raise BadRequest("the body is not JSON", code="invalid_json") from None
+            body = storable(decode(raw))  # NUL characters cannot be stored in PostgreSQL
+        except ValueError as exc:
+            raise BadRequest(f"the body is not JSON MAX can take: {exc}", code="invalid_json") from None
         items = parse(body)
         counts = await run_in_threadpool(_store_whatsapp, db, settings, items)
     return {"status": "ok", "received": dict(counts)}

@@ -141,14 +141,15 @@ def _numbering(text: str, where: str, label: str) -> tuple[int, list[Problem]]:
     names = placeholders(text)
     if not names:
         return 0, []
-    if any(not n.isdigit() for n in names):
+    if any(not n.isdecimal() for n in names):  # isdigit() lets "¹" through to int()
         return 0, [
             Problem(f"{where}.text", f"the {label} must use numbered variables: {{{{1}}}}, {{{{2}}}} …")
         ]
     numbers = sorted({int(n) for n in names})
     expected = list(range(1, len(numbers) + 1))
     if numbers != expected:
-        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+        # Bounded: a {{1000000000000}} must not make a set of a trillion numbers.
+        missing = sorted(set(range(1, min(max(numbers), len(numbers) + 20) + 1)) - set(numbers))
         gap = f"; missing {', '.join(f'{{{{{n}}}}}' for n in missing)}" if missing else ""
         return 0, [
             Problem(f"{where}.text", f"the {label}'s variables must be numbered {{{{1}}}} to {{{{n}}}}{gap}")
@@ -272,7 +273,7 @@ def render(text: str, values: Sequence[str] | Mapping[str, str]) -> str:
         key = match.group(1)
         if isinstance(values, Mapping):
             return str(values.get(key, match.group(0)))
-        if key.isdigit() and 1 <= int(key) <= len(values):
+        if key.isdecimal() and 1 <= int(key) <= len(values):
             return str(values[int(key) - 1])
         return match.group(0)
 

@@ -38,9 +38,12 @@ def prune_jobs(ctx: JobContext, payload: dict[str, Any]) -> None:
             session.commit()
         if not deleted:
             break
-    with ctx.db.session() as session:
-        prune_ticks(session, queue.db_now(session) - timedelta(days=2))
-        session.commit()
+    while True:
+        with ctx.db.session() as session:
+            deleted = prune_ticks(session, queue.db_now(session) - timedelta(days=2))
+            session.commit()
+        if not deleted:
+            return
 
 
 periodic("events.prune", HOUR)

@@ -34,6 +34,7 @@ from max_server.jobs.registry import JobContext, PermanentFailure, RetryLater, R
 from max_server.services import inbound
 from max_server.services import media as media_service
 from max_server.services.media import DownloadPlan
+from max_server.services.present import MEDIA_TYPES
 from max_server.settings import Settings
 from max_server.storage import InvalidKey, StorageError, content_type, get_storage, rules
 
@@ -63,6 +64,8 @@ class Fetched:
 @inbound.on_message(inbound.ORDER_MEDIA)
 def queue_downloads(session: Session, stored: inbound.Ingested, settings: Settings, now: datetime) -> None:
     assert stored.message.id is not None
+    if stored.message.type not in MEDIA_TYPES:
+        return  # text, locations, reactions…: no files (saves a query per message)
     held = "rate_limited" in (stored.message.flags or [])
     media_service.schedule_downloads(session, stored.message.id, held=held, now=now)
 

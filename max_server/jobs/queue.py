@@ -119,6 +119,30 @@ def complete(session: Session, job_id: int, worker_id: str, now: datetime) -> bo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def complete_many(session: Session, job_ids: list[int], worker_id: str, now: datetime) -> set[int]:
+    """Marks several jobs done at once (those this worker still holds); returns their ids."""
+    if not job_ids:
+        return set()
+    rows = session.execute(
+        update(_J)
+        .where(_J.c.id.in_(job_ids), _J.c.state == "running", _J.c.locked_by == worker_id)
+        .values(state="done", finished_at=now, locked_by=None, locked_until=None)
+        .returning(_J.c.id)
+    ).scalars()
+    return set(rows)
+
+
+def release(session: Session, job_ids: list[int], worker_id: str) -> None:
+    """Gives claimed, unstarted jobs back without counting the attempt."""
+    if job_ids:
+        session.execute(
+            update(_J)
+            .where(_J.c.id.in_(job_ids), _J.c.state == "running", _J.c.locked_by == worker_id)
+            .values(state="queued", locked_by=None, locked_until=None, attempts=_J.c.attempts - 1)
+        )
+        wakeup.request(session, "jobs")
+
+
 def fail(
     session: Session,
     job: Job,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -59,8 +59,11 @@ def _enqueue_tick(session: Session, task: PeriodicTask, tick: int, now: datetime
     return job_id
 
 
-def prune_ticks(session: Session, before: datetime) -> int:
-    return int(session.execute(delete(_T).where(_T.c.created_at < before)).rowcount)  # type: ignore[attr-defined]
+def prune_ticks(session: Session, before: datetime, batch: int = 5000) -> int:
+    """Deletes one batch of tick rows older than ``before``; call until it returns 0."""
+    victims = select(_T.c.task, _T.c.tick).where(_T.c.created_at < before).limit(batch)
+    statement = delete(_T).where(tuple_(_T.c.task, _T.c.tick).in_(victims))
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
 class Scheduler:

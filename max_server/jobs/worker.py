@@ -55,6 +55,7 @@ class Worker:
         self.name = name or worker_name()
         self.lease = float(lease_seconds or settings.jobs.lease)
         self.poll = poll_interval or settings.jobs.poll_interval
+        self.batch = settings.jobs.claim_batch
         self._stop = threading.Event()
         self._wake = SIGNALS.subscribe("jobs")
         self._threads: list[threading.Thread] = []
@@ -85,8 +86,7 @@ class Worker:
     def run_once(self, limit: int = 1) -> int:
         """Claims and runs up to ``limit`` due jobs in this thread; returns how many ran."""
         jobs = self._claim(limit)
-        for job in jobs:
-            self._run(job)
+        self._run_all(jobs)
         return len(jobs)
 
     def drain(self, max_jobs: int = 10_000) -> int:
@@ -104,7 +104,7 @@ class Worker:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                jobs = self._claim(1)
+                jobs = self._claim(self.batch)
                 backoff = 0.5
             except SQLAlchemyError as exc:
                 log.warning("cannot claim jobs (%s); retrying in %.1fs", type(exc).__name__, backoff)
@@ -115,8 +115,7 @@ class Worker:
                 self._wake.wait(self.poll)
                 self._wake.clear()
                 continue
-            for job in jobs:
-                self._run(job)
+            self._run_all(jobs)
 
     def _claim(self, limit: int) -> list[Job]:
         with self.db.session() as session:
@@ -128,13 +127,30 @@ class Worker:
                     log.warning("reclaimed %d job(s) whose worker went silent", reaped)
             jobs = queue.claim(session, self.name, now, self.lease, limit)
             session.commit()
+        with self._running_lock:  # the heartbeat keeps every claimed job's lease alive
+            for job in jobs:
+                self._running[job.id or 0] = threading.current_thread().name
         return jobs
 
-    def _run(self, job: Job) -> None:
+    def _run_all(self, jobs: list[Job]) -> None:
+        """Runs claimed jobs one after another; successes are recorded together (one
+        transaction for the batch), failures one by one with their retry."""
+        done: list[tuple[Job, float]] = []
+        for index, job in enumerate(jobs):
+            if self._stop.is_set():
+                self._release(jobs[index:])
+                break
+            outcome, error, retry_after, seconds = self._execute(job)
+            if outcome == "done":
+                done.append((job, seconds))
+            else:
+                self._record(job, outcome, self._redactor.redact(error), retry_after, seconds)
+        if done:
+            self._record_done(done)
+
+    def _execute(self, job: Job) -> tuple[str, str, float | None, float]:
         assert job.id is not None
         kind = registry.kind(job.kind)
-        with self._running_lock:
-            self._running[job.id] = threading.current_thread().name
         started = time.perf_counter()
         outcome, error, retry_after = "done", "", None
         try:
@@ -168,28 +184,56 @@ class Worker:
                 self._redactor.redact(error),
                 self._redactor.redact("".join(traceback.format_exception(exc)[-3:])),
             )
-        finally:
-            with self._running_lock:
-                self._running.pop(job.id, None)
-        self._record(job, outcome, self._redactor.redact(error), retry_after, time.perf_counter() - started)
+        return outcome, error, retry_after, time.perf_counter() - started
+
+    def _forget(self, jobs: list[Job]) -> None:
+        with self._running_lock:
+            for job in jobs:
+                self._running.pop(job.id or 0, None)
+
+    def _release(self, jobs: list[Job]) -> None:
+        """Claimed but not started (the process is stopping): back to the queue at once."""
+        try:
+            with self.db.session() as session:
+                queue.release(session, [j.id for j in jobs if j.id is not None], self.name)
+                session.commit()
+        except SQLAlchemyError as exc:  # their leases expire and another worker takes them
+            log.warning("cannot release %d job(s) (%s)", len(jobs), type(exc).__name__)
+        self._forget(jobs)
+
+    def _record_done(self, done: list[tuple[Job, float]]) -> None:
+        ids = [job.id for job, _ in done if job.id is not None]
+        finished: set[int] = set()
+        for attempt in range(5):  # the database may blink; the leases protect us meanwhile
+            try:
+                with self.db.session() as session:
+                    finished = queue.complete_many(session, ids, self.name, self.now(session))
+                    session.commit()
+                break
+            except SQLAlchemyError as exc:
+                log.warning("cannot record %d finished job(s) (%s); retrying", len(ids), type(exc).__name__)
+                self._stop.wait(0.5 * (attempt + 1))
+        self._forget([job for job, _ in done])
+        for job, seconds in done:
+            self._log(job, "done" if job.id in finished else "", seconds)
 
     def _record(self, job: Job, outcome: str, error: str, retry_after: float | None, seconds: float) -> None:
         assert job.id is not None
+        state = ""
         for attempt in range(5):  # the database may blink; the lease protects us meanwhile
             try:
                 with self.db.session() as session:
                     now = self.now(session)
-                    if outcome == "done":
-                        state = "done" if queue.complete(session, job.id, self.name, now) else ""
-                    else:
-                        state = queue.fail(session, job, self.name, now, error, retry_after=retry_after)
+                    state = queue.fail(session, job, self.name, now, error, retry_after=retry_after)
                     session.commit()
                 break
             except SQLAlchemyError as exc:
                 log.warning("cannot record job %s (%s); retrying", job.id, type(exc).__name__)
                 self._stop.wait(0.5 * (attempt + 1))
-        else:
-            return
+        self._forget([job])
+        self._log(job, state, seconds)
+
+    def _log(self, job: Job, state: str, seconds: float) -> None:
         metrics.JOBS_RUN.labels(job.kind, state or "lost").inc()
         level = logging.INFO if state in ("done", "queued") else logging.WARNING
         log.log(

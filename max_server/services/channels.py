@@ -43,6 +43,11 @@ def upsert(
     display_number: str | None = None,
 ) -> ChannelAccount:
     """The account, created if missing (concurrent creators agree on one row)."""
+    found = session.exec(
+        select(ChannelAccount).where(ChannelAccount.kind == kind, ChannelAccount.external_id == external_id)
+    ).first()
+    if found is not None:
+        return found  # the common case: one query on the ingest path
     session.execute(
         dialect_insert(session, _A)
         .values(
@@ -74,7 +79,7 @@ def list_accounts(session: Session) -> list[ChannelAccount]:
 
 def find_account(session: Session, ref: str) -> ChannelAccount:
     """By id, or by WhatsApp phone_number_id / Chat App name."""
-    account = session.get(ChannelAccount, int(ref)) if ref.isdigit() and len(ref) < 12 else None
+    account = session.get(ChannelAccount, int(ref)) if ref.isdecimal() and len(ref) < 12 else None
     if account is None:
         account = session.exec(select(ChannelAccount).where(ChannelAccount.external_id == ref)).first()
     if account is None:

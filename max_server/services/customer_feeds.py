@@ -18,8 +18,9 @@ from max_server.db import dialect_insert
 from max_server.errors import Conflict, Unprocessable, not_found
 from max_server.models import Customer, CustomerTag, Ticket, Transaction
 from max_server.schemas import TicketPublic, TicketPut, TransactionPublic, TransactionPut
-from max_server.services import audit
+from max_server.services import audit, events
 from max_server.services.customers import follow, get_visible
+from max_server.services.link_journal import audience
 
 _T = CustomerTag.__table__  # type: ignore[attr-defined]
 
@@ -192,6 +193,7 @@ def add_tags(session: Session, actor: Actor, customer_id: int, tags: list[str]) 
     if customer.erased_at is not None:
         raise Conflict(f"customer {customer.id} was erased", code="customer_erased")
     now = clock.now()
+    before = tags_of(session, customer.id)
     for tag in tags:
         session.execute(
             dialect_insert(session, _T)
@@ -199,6 +201,7 @@ def add_tags(session: Session, actor: Actor, customer_id: int, tags: list[str]) 
             .on_conflict_do_nothing(index_elements=["customer_id", "tag"])
         )
     audit.record(session, actor, "customer.tagged", "customer", customer.id, {"tags": tags})
+    _announce_tags(session, actor, customer.id, before)
     session.commit()
     return tags_of(session, customer.id)
 
@@ -206,9 +209,21 @@ def add_tags(session: Session, actor: Actor, customer_id: int, tags: list[str]) 
 def remove_tags(session: Session, actor: Actor, customer_id: int, tags: list[str]) -> list[str]:
     customer = follow(session, get_visible(session, actor, customer_id))
     assert customer.id is not None
+    before = tags_of(session, customer.id)
     session.exec(
         delete(CustomerTag).where(col(CustomerTag.customer_id) == customer.id, col(CustomerTag.tag).in_(tags))
     )
     audit.record(session, actor, "customer.untagged", "customer", customer.id, {"tags": tags})
+    _announce_tags(session, actor, customer.id, before)
     session.commit()
     return tags_of(session, customer.id)
+
+
+def _announce_tags(session: Session, actor: Actor, customer_id: int, before: list[str]) -> None:
+    """``customer.tagged`` (when the tags changed), so consoles showing the customer refresh. It
+    names the customer only: tags can be personal data, and erasure must not find copies."""
+    session.flush()
+    if tags_of(session, customer_id) == before:
+        return
+    data = {"customer_id": str(customer_id)}
+    events.emit(session, "customer.tagged", data, to=audience(session, [customer_id], [actor.user_id]))

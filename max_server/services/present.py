@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from max_server import clock
@@ -36,6 +37,8 @@ from max_server.schemas import (
 from max_server.schemas.core import CustomerRef, IdentityRef
 
 WHATSAPP_WINDOW = timedelta(hours=24)
+# Types whose messages may carry files (WhatsApp's media types; Chat App attachments use the same).
+MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 
 
 def user(row: User) -> UserPublic:
@@ -121,7 +124,8 @@ def messages(session: Session, rows: Sequence[Message]) -> list[MessagePublic]:
     if not rows:
         return []
     senders = _by_id(session, User, {r.sender_user_id for r in rows if r.sender_user_id})
-    media = _media_for(session, [r.id for r in rows if r.id is not None])
+    # Only messages of a media type (or with attachments) can have media lines.
+    media = _media_for(session, [r.id for r in rows if r.id is not None and r.type in MEDIA_TYPES])
     out = []
     for row in rows:
         sender = senders.get(row.sender_user_id) if row.sender_user_id else None
@@ -170,8 +174,19 @@ def channel_accounts(session: Session, rows: Sequence[ChannelAccount]) -> list[C
 
 
 def _by_id(session: Session, model: type, ids: set[int | None]) -> dict[int, Any]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows: list[Any] = list(session.exec(select(model).where(col(model.id).in_(wanted))))  # type: ignore[attr-defined]
-    return {row.id: row for row in rows}
+    """Rows by id: those the session already holds come from its identity map (ingest has the
+    customer and the channel account in hand), the rest in one query."""
+    found: dict[int, Any] = {}
+    missing = set()
+    for ident in ids:
+        if ident is None:
+            continue
+        held = session.identity_map.get(identity_key(model, ident))
+        if held is not None:
+            found[ident] = held
+        else:
+            missing.add(ident)
+    if missing:
+        rows: list[Any] = list(session.exec(select(model).where(col(model.id).in_(missing))))  # type: ignore[attr-defined]
+        found.update((row.id, row) for row in rows)
+    return found

@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 
 from max_server.access import Actor
 from max_server.domain import ratelimit
-from max_server.errors import not_found
 from max_server.models import Conversation, Customer, CustomerBlock, RateEvent
 from max_server.services import audit, events, notifications
+from max_server.services.customers import get_visible, visible_clause
 from max_server.services.inbound import Ingested, lock_customer
 from max_server.settings import RateLimitSettings
 
@@ -114,17 +114,24 @@ def _notify(session: Session, conversation: Conversation, block: CustomerBlock) 
     events.emit(session, "customer.rate_limited", data, to=events.audience(users=supervisors))
 
 
-def blocks(session: Session, at: datetime, include_past: bool = False) -> list[CustomerBlock]:
+def blocks(
+    session: Session, at: datetime, include_past: bool = False, actor: Actor | None = None
+) -> list[CustomerBlock]:
+    """Blocks (of the customers ``actor`` may see: another team's are not even listed)."""
     query = select(CustomerBlock).order_by(col(CustomerBlock.id).desc())
+    if actor is not None and not actor.is_admin:
+        query = query.join(Customer, col(Customer.id) == CustomerBlock.customer_id).where(
+            visible_clause(actor)
+        )
     if not include_past:
         query = query.where(col(CustomerBlock.lifted_at).is_(None), col(CustomerBlock.until) > at)
     return list(session.exec(query.limit(500)))
 
 
 def unblock(session: Session, actor: Actor, customer_id: int, now: datetime) -> int:
-    """Lifts the customer's blocks and releases their held conversations to routing."""
-    if session.get(Customer, customer_id) is None:
-        raise not_found("customer", customer_id)
+    """Lifts the customer's blocks and releases their held conversations to routing; 404 for a
+    customer the actor may not see, as for one that does not exist."""
+    get_visible(session, actor, customer_id)
     lifted = session.execute(
         update(CustomerBlock)
         .where(col(CustomerBlock.customer_id) == customer_id, col(CustomerBlock.lifted_at).is_(None))

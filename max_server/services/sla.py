@@ -177,10 +177,13 @@ def _outcome_values(
 
 def _record_outcomes(session: Session, rows: list[dict[str, object]]) -> None:
     if rows:
+        # executemany: one cached statement, batched by the driver (a multi-VALUES statement
+        # would be compiled afresh for every batch size).
         session.execute(
-            dialect_insert(session, _O)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["conversation_id", "cycle", "metric"])
+            dialect_insert(session, _O).on_conflict_do_nothing(
+                index_elements=["conversation_id", "cycle", "metric"]
+            ),
+            rows,
         )
 
 
@@ -212,16 +215,16 @@ def record_breaches(session: Session, breaches: Sequence[Breach], now: datetime)
         )
     inserted = session.execute(
         dialect_insert(session, _V)
-        .values(violations)
         .on_conflict_do_nothing(index_elements=["conversation_id", "cycle", "kind"])
-        .returning(*_V.c)
+        .returning(*_V.c, sort_by_parameter_order=True),
+        violations,
     ).all()
     _record_outcomes(
         session,
         [_outcome_values(b.conversation, b.metric, False, b.actual, b.governed, now) for b in breaches],
     )
     # Plain copies of the new rows (no extra read), in the order of ``breaches``.
-    made = {(row.conversation_id, row.kind): SlaViolation(**row._mapping) for row in inserted}
+    made = {(row.conversation_id, row.kind): SlaViolation.model_construct(**row._mapping) for row in inserted}
     keys = [(b.conversation.id, b.metric) for b in breaches]
     return [made[key] for key in keys if key in made]
 
@@ -283,9 +286,14 @@ def refresh(
         return  # an assignment, say: nothing SLA-related changed
     if conversation.escalated_at is not None and not fields & OUTCOMES:
         return  # frozen: a new team or priority moves nothing (the monitor's escalation is one)
+    if conversation.team_id is None and not fields & OUTCOMES:
+        # No team, no policy: nothing is due (the common case for a conversation being triaged).
+        conversation.frt_due_at = conversation.resolution_due_at = conversation.sla_next_check_at = None
+        return
     calendars = (calendars or Calendars(session)).load([conversation])
     if outcomes is None:
-        outcomes = outcomes_of(session, [conversation])[conversation.id]
+        # A new conversation has no outcomes yet: skip the query on the ingest path.
+        outcomes = {} if "created" in fields else outcomes_of(session, [conversation])[conversation.id]
     governed = calendars.govern(conversation, governing_priorities(session, [conversation]))
     start = cycle_start(conversation)
     if fields & STRUCTURAL and conversation.escalated_at is None and conversation.status != "closed":

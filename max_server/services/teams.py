@@ -49,7 +49,7 @@ def create_team(session: Session, actor: Actor, data: TeamCreate) -> Team:
 def find_team(session: Session, ref: str | int) -> Team:
     """A team by id or slug."""
     team: Team | None
-    if isinstance(ref, int) or ref.isdigit():
+    if isinstance(ref, int) or ref.isdecimal():  # not isdigit(): int() refuses "¹"
         team = session.get(Team, int(ref))
     else:
         team = session.exec(select(Team).where(Team.slug == ref)).first()

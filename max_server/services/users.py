@@ -50,7 +50,7 @@ def get_user(session: Session, user_id: int) -> User:
 
 def find_user(session: Session, ref: str) -> User:
     """A user by id or email."""
-    if ref.isdigit():
+    if ref.isdecimal():  # not isdigit(): "¹" is a digit that int() refuses
         return get_user(session, int(ref))
     user = session.exec(select(User).where(User.email == ref.lower())).first()
     if user is None:

@@ -194,4 +194,4 @@ def _read_prefix(response: httpx.Response) -> str | None:
 
 def _retry_after(response: httpx.Response) -> int | None:
     value = response.headers.get("retry-after", "").strip()
-    return min(int(value), MAX_RETRY_AFTER) if value.isdigit() else None
+    return min(int(value), MAX_RETRY_AFTER) if value.isdecimal() else None

@@ -45,6 +45,7 @@ EVENT_TYPES = (
     "sla.violated",
     "customer.linked",
     "customer.unlinked",
+    "customer.tagged",
     "customer.rate_limited",
     "template.status_updated",
     "media.stored",

@@ -1,15 +1,16 @@
-"""The agent's screen: queue on the left, the thread and composer in the centre, context on the right.
+"""The agent's screen: queue on the left, the thread and composer in the centre, the conversation's
+facts and its customer's context on the right.
 
 Live events arrive through ``apply_event`` (``MaxApp`` forwards them from the websocket worker);
-every REST call runs in a worker, so the screen never waits on the network.
+every REST call runs in a worker, so the screen never waits on the network. The features of part
+2 (canned responses, the customer sidebar and links, templates, media, notifications) live in
+``max_tui.flows``, one module each; this screen routes keys and events to them.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -19,21 +20,28 @@ from textual.widgets import Footer, TextArea
 
 from max_server.client import ApiError
 from max_server.schemas import ConversationPublic, MessagePublic
-from max_tui.actions import VERBS, done_message, perform
-from max_tui.dialogs.search import SEARCH_LIMIT, SearchDialog
+from max_tui.actions import VERBS
+from max_tui.flows.canned import CannedFlow
+from max_tui.flows.customer import CustomerFlow
+from max_tui.flows.events import EventsFlow
+from max_tui.flows.media import MediaFlow
+from max_tui.flows.notifications import NotificationsFlow
+from max_tui.flows.reply import ReplyFlow
+from max_tui.flows.sla import SlaFlow
+from max_tui.flows.template import TemplateFlow
 from max_tui.formatting import window_open
 from max_tui.keys import MAIN_BINDINGS
 from max_tui.session import ConsoleContext
+from max_tui.widgets.canned_dropdown import CannedDropdown
 from max_tui.widgets.composer import CONVERSATION_CLOSED, WINDOW_CLOSED, Composer
 from max_tui.widgets.context import ContextPane
+from max_tui.widgets.message import MessageItem
 from max_tui.widgets.queue import QueuePane
 from max_tui.widgets.thread import ThreadView
 from max_tui.widgets.top_bar import TopBar
 
-log = logging.getLogger("max.tui")
-
-MAX_REPLY = 4096
 TICK_SECONDS = 30
+SLA_TICK_SECONDS = 5  # the open conversation's countdown (cheap); the queue redraws every TICK
 CONVERSATION_ACTIONS = frozenset(VERBS)
 WIDE_ENOUGH_FOR_CONTEXT = 110  # columns; narrower terminals start with the context pane collapsed
 
@@ -49,6 +57,15 @@ class MainScreen(Screen[None]):
         self.context_collapsed: bool | None = None  # None: decided by the terminal's width
         self._queue_dirty = False
         self.loads = 0  # completed queue loads (first load, resyncs)
+        self.acting_on: set[str] = set()  # conversations changing by our own hand (no toast)
+        self.events = EventsFlow(self)
+        self.reply = ReplyFlow(self)
+        self.sla = SlaFlow(self)
+        self.canned = CannedFlow(self)
+        self.customer = CustomerFlow(self)
+        self.templates = TemplateFlow(self)
+        self.media = MediaFlow(self)
+        self.notifications = NotificationsFlow(self)
 
     # Layout ------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -60,23 +77,34 @@ class MainScreen(Screen[None]):
                 yield ThreadView(self.ctx.tz, id="thread")
                 yield Composer(id="composer")
             yield ContextPane(self.ctx.tz, id="context")
+        yield CannedDropdown(self.ctx.canned, id="canned-dropdown")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.queue.sla_of = self.sla.countdown
+        self.dropdown.attach(self.composer, lambda: self.composer.conversation_id)
+        self.composer.key_hook = self.dropdown.take_key
         self.refresh_queue()
         self.query_one(ContextPane).show(None, self.ctx.now())
         self.set_interval(TICK_SECONDS, self.tick)
+        self.set_interval(SLA_TICK_SECONDS, self.sla.show)
 
     def tick(self) -> None:
         """Time moves on: waiting times, deadlines, and WhatsApp's window (it can close while
         the agent is reading)."""
         self.refresh_queue()
-        self._show_current()
+        self.show_current()
 
     def on_resize(self) -> None:
-        if self.context_collapsed is None:
-            narrow = self.size.width < WIDE_ENOUGH_FOR_CONTEXT
-            self.query_one(ContextPane).set_class(narrow, "-collapsed")
+        self.arrange_panes()
+
+    def arrange_panes(self) -> None:
+        """Wide terminals show the sidebar; narrow ones start without it, and when the agent
+        shows it there (Ctrl+O) it takes the queue's place (Esc brings the queue back)."""
+        narrow = self.size.width < WIDE_ENOUGH_FOR_CONTEXT
+        shown = not narrow if self.context_collapsed is None else not self.context_collapsed
+        self.query_one(ContextPane).set_class(not shown, "-collapsed")
+        self.queue.set_class(narrow and shown, "-collapsed")
 
     @property
     def queue(self) -> QueuePane:
@@ -88,7 +116,11 @@ class MainScreen(Screen[None]):
 
     @property
     def thread(self) -> ThreadView:
-        return self.query_one(ThreadView)
+        return self.query_one("#thread", ThreadView)
+
+    @property
+    def dropdown(self) -> CannedDropdown:
+        return self.query_one(CannedDropdown)
 
     @property
     def current(self) -> ConversationPublic | None:
@@ -97,6 +129,13 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers what fits the open conversation: hidden (False) when it cannot apply,
         dimmed (None) while no conversation is open."""
+        if action == "sla":
+            return self.ctx.viewer.role in ("supervisor", "admin")  # the report needs that role
+        if action == "template":
+            conversation = self.current
+            if conversation is None:
+                return None
+            return conversation.channel == "whatsapp" and conversation.status != "closed"
         if action not in CONVERSATION_ACTIONS:
             return True
         conversation = self.current
@@ -125,11 +164,15 @@ class MainScreen(Screen[None]):
         self.ctx.store.replace_all(rows)
         if current is not None:
             self.ctx.store.upsert(current)
+        self.sla.load_policies()
+        self.canned.refresh(force=True)
+        self.notifications.refresh()
         self.loads += 1
         self.refresh_queue()
         if current is not None:
-            self._show_current()
+            self.show_current()
             self.load_thread(current.id)
+            self.customer.load(current, force=True)
 
     def refresh_queue(self) -> None:
         """Redraws the queue once per batch of changes (events can come in bursts)."""
@@ -143,41 +186,7 @@ class MainScreen(Screen[None]):
         queue.show(store.rows(queue.active_tab), store.counts(), self.ctx.now())
 
     async def apply_event(self, envelope: dict[str, Any]) -> None:
-        kind, data = str(envelope.get("type", "")), envelope.get("data")
-        if not isinstance(data, dict):
-            return
-        try:
-            await self._apply(kind, data)
-        except ValidationError as exc:  # a newer server's shape: skip the event, keep the console
-            log.warning("ignored a %s event the console cannot read: %s", kind, exc)
-
-    async def _apply(self, kind: str, data: dict[str, Any]) -> None:
-        if kind.startswith("conversation."):
-            conversation = ConversationPublic.model_validate(data)
-            if self.ctx.store.upsert(conversation):
-                self.refresh_queue()
-                if conversation.id == self.current_id:
-                    self._show_current()
-        elif kind in ("message.created", "message.status_updated"):
-            message = MessagePublic.model_validate(data)
-            if kind == "message.created":
-                if self.ctx.store.note_message(message):
-                    self.refresh_queue()
-                    if message.conversation_id == self.current_id:
-                        self._show_current()
-                elif self.ctx.store.get(message.conversation_id) is None:
-                    self.fetch_conversation(message.conversation_id)
-            await self.thread.add_or_update(message, self.ctx.now())
-
-    @work(group="fetch", exit_on_error=False)
-    async def fetch_conversation(self, conversation_id: str) -> None:
-        """A message for a conversation we did not hold (e.g. it became visible to us)."""
-        try:
-            conversation = await self.ctx.api.conversation(conversation_id)
-        except ApiError:
-            return  # not visible to us after all
-        if self.ctx.store.upsert(conversation):
-            self.refresh_queue()
+        await self.events.apply(envelope)
 
     # Opening a conversation --------------------------------------------------------------------
     @on(QueuePane.Opened)
@@ -199,9 +208,11 @@ class MainScreen(Screen[None]):
         self.queue.mark_opened(conversation_id)
         await self.thread.open(conversation)
         self.composer.switch_to(
-            conversation_id, self.ctx.drafts.get(conversation_id), self._blocked(conversation)
+            conversation_id, self.ctx.drafts.get(conversation_id), self.blocked(conversation)
         )
-        self.query_one(ContextPane).show(conversation, self.ctx.now())
+        self.query_one(ContextPane).show(conversation, self.ctx.now(), self.ctx.policies)
+        self.sla.show()
+        self.customer.load(conversation)
         if focus_composer:
             self.composer.focus()
         self.load_thread(conversation_id)
@@ -225,16 +236,18 @@ class MainScreen(Screen[None]):
             return
         await self.thread.set_messages(conversation_id, messages, self.ctx.now(), earlier)
 
-    def _show_current(self) -> None:
+    def show_current(self) -> None:
         conversation = self.current
         self.refresh_bindings()
         if conversation is None:
             return
         self.thread.show_header(conversation)
-        self.query_one(ContextPane).show(conversation, self.ctx.now())
-        self.composer.set_blocked(self._blocked(conversation))
+        self.sla.show()
+        self.query_one(ContextPane).show(conversation, self.ctx.now(), self.ctx.policies)
+        self.composer.set_blocked(self.blocked(conversation))
+        self.customer.load(conversation)  # a link can move the conversation to another customer
 
-    def _blocked(self, conversation: ConversationPublic) -> str | None:
+    def blocked(self, conversation: ConversationPublic) -> str | None:
         if conversation.status == "closed":
             return CONVERSATION_CLOSED
         return None if window_open(conversation, self.ctx.now()) else WINDOW_CLOSED
@@ -253,69 +266,51 @@ class MainScreen(Screen[None]):
 
     @on(Composer.Submitted)
     def _submitted(self, event: Composer.Submitted) -> None:
-        conversation = self.ctx.store.get(event.conversation_id) if event.conversation_id else None
-        text = event.text.strip()
-        if conversation is None or not text or self.composer.sending:
-            return
-        blocked = self._blocked(conversation)
-        if blocked is not None:
-            self.composer.set_blocked(blocked)
-            self.notify(blocked, severity="warning")
-            return
-        if len(text) > MAX_REPLY:
-            self.notify(f"A message may have at most {MAX_REPLY} characters.", severity="warning")
-            return
-        self.send(conversation.id, event.text)
+        self.reply.submitted(event.conversation_id, event.text)
 
-    @work(group="send", exit_on_error=False)
-    async def send(self, conversation_id: str, text: str) -> None:
-        composer = self.composer
-        composer.set_sending(True)
-        try:
-            message = await self.ctx.api.reply(conversation_id, text.strip())
-        except ApiError as exc:
-            if exc.code == "whatsapp_window_closed":
-                held = self.ctx.store.get(conversation_id)
-                if held is not None:
-                    self.ctx.store.upsert(held.model_copy(update={"window_open": False}))
-                composer.set_blocked(WINDOW_CLOSED)
-            self.notify(f"Not sent: {exc.message}", severity="error")
-            return
-        finally:
-            composer.set_sending(False)
-        if composer.conversation_id == conversation_id and composer.text == text:
-            composer.clear()
-        else:
-            self.ctx.drafts.set(conversation_id, "")
-            self.ctx.drafts_changed()
+    async def show_new_message(self, message: MessagePublic) -> None:
+        """One of ours (a reply, a template): into the queue's preview and the thread."""
         if self.ctx.store.note_message(message):
             self.refresh_queue()
         await self.thread.add_or_update(message, self.ctx.now())
 
+    @on(CannedDropdown.Chosen)
+    def _canned_chosen(self, event: CannedDropdown.Chosen) -> None:
+        self.canned.chosen(event)
+
+    @on(CannedDropdown.Opened)
+    def _canned_opened(self) -> None:
+        self.canned.refresh()
+
+    # Sidebar, media ----------------------------------------------------------------------------
+    @on(ContextPane.HistoryChosen)
+    def _history(self, event: ContextPane.HistoryChosen) -> None:
+        self.customer.open_history(event.conversation_id)
+
+    @on(ContextPane.UndoLink)
+    def _undo_link(self, event: ContextPane.UndoLink) -> None:
+        self.customer.undo(event.link_id)
+
+    @on(MessageItem.MediaOpened)
+    def _media_opened(self, event: MessageItem.MediaOpened) -> None:
+        self.media.open_message(event.message)
+
     # Actions -----------------------------------------------------------------------------------
-    def _need_current(self) -> ConversationPublic | None:
+    def need_current(self) -> ConversationPublic | None:
         conversation = self.current
         if conversation is None:
             self.notify("Open a conversation first (Enter on a queue row).", severity="warning")
         return conversation
 
-    @work(group="actions", exit_on_error=False)
-    async def _act(self, verb: str) -> None:
-        conversation = self._need_current()
-        if conversation is None:
-            return
-        try:
-            changed = await perform(verb, conversation, self.ctx.api, self.app.push_screen_wait)
-        except ApiError as exc:
-            self.notify(exc.message, title="Not done", severity="error")
-            return
-        if changed is None:
-            return  # cancelled in its dialog
+    def conversation_changed(self, changed: ConversationPublic) -> None:
+        """An action's answer: what the server says the conversation is now."""
         self.ctx.store.upsert(changed)
         self.refresh_queue()
         if changed.id == self.current_id:
-            self._show_current()
-        self.notify(done_message(verb, changed), timeout=3)
+            self.show_current()
+
+    def _act(self, verb: str) -> None:
+        self.reply.act(verb)
 
     def action_take(self) -> None:
         self._act("take")
@@ -336,16 +331,7 @@ class MainScreen(Screen[None]):
         self._act("reopen")
 
     def action_search(self) -> None:
-        self._search()
-
-    @work(group="search", exit_on_error=False)
-    async def _search(self) -> None:
-        async def load() -> list[ConversationPublic]:
-            return await self.ctx.api.conversations(limit=SEARCH_LIMIT, status="all")
-
-        chosen = await self.app.push_screen_wait(SearchDialog(load, self.ctx.tz))
-        if chosen is not None:
-            await self.open_conversation(chosen, focus_composer=True)
+        self.reply.search()
 
     async def action_next(self) -> None:
         await self._step(1)
@@ -362,9 +348,38 @@ class MainScreen(Screen[None]):
         self.queue.cycle_tab()
 
     def action_toggle_context(self) -> None:
-        pane = self.query_one(ContextPane)
-        self.context_collapsed = not pane.has_class("-collapsed")
-        pane.set_class(self.context_collapsed, "-collapsed")
+        self.context_collapsed = not self.query_one(ContextPane).has_class("-collapsed")
+        self.arrange_panes()
 
     def action_focus_queue(self) -> None:
+        if self.queue.has_class("-collapsed"):
+            self.context_collapsed = True
+            self.arrange_panes()
         self.queue.option_list.focus()
+
+    def action_focus_context(self) -> None:
+        pane = self.query_one(ContextPane)
+        if pane.has_class("-collapsed"):
+            self.action_toggle_context()
+        pane.focus_inside()
+
+    def action_template(self) -> None:
+        self.templates.start()
+
+    def action_media(self) -> None:
+        self.media.open_any()
+
+    def action_sla(self) -> None:
+        self.sla.open_screen()
+
+    def action_notifications(self) -> None:
+        self.notifications.show()
+
+    def action_link(self) -> None:
+        self.customer.link()
+
+    def action_undo_link(self) -> None:
+        self.customer.undo_latest()
+
+    def action_tags(self) -> None:
+        self.customer.edit_tags()

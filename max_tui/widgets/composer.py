@@ -1,9 +1,11 @@
 """The reply box: multi-line, Enter sends, Ctrl+J (or Shift/Alt+Enter where the terminal tells
-them apart) starts a new line. Outside WhatsApp's 24 h window it says so in its title, and the
-screen does not send (``blocked``)."""
+them apart) starts a new line. Outside WhatsApp's 24 h window it says so in its title (F8 sends
+a template instead), and the screen does not send (``blocked``). ``/`` at the start of a word
+opens the canned-response dropdown, which sees the keys first (``key_hook``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -13,11 +15,11 @@ from textual.message import Message
 from textual.widgets import TextArea
 
 OPEN_TITLE = "Reply"
-WINDOW_CLOSED = "24 h window closed: no free text"
+WINDOW_CLOSED = "24 h window closed: F8 sends a template"
 CONVERSATION_CLOSED = "Closed: reopen it (F7) to reply"
 # More than 24 h after the customer's last message WhatsApp accepts only approved templates.
 EXPLANATIONS = {
-    WINDOW_CLOSED: "Only templates can be sent now; drafts are kept",
+    WINDOW_CLOSED: "Only approved templates can be sent now (F8); drafts are kept",
     CONVERSATION_CLOSED: "Reopen it (F7) to reply; drafts are kept",
 }
 PLACEHOLDER = "Type a reply…"
@@ -63,9 +65,15 @@ class Composer(TextArea, inherit_bindings=False):
         self.conversation_id: str | None = None
         self.blocked: str | None = None  # why sending is not possible now (shown as the title)
         self.sending = False
+        # Sees each key first; True means it was used (the canned-response dropdown when open).
+        self.key_hook: Callable[[events.Key], bool] | None = None
         self._show_state()
 
     async def _on_key(self, event: events.Key) -> None:
+        if self.key_hook is not None and self.key_hook(event):
+            event.stop()
+            event.prevent_default()
+            return
         if event.key == "enter":
             event.stop()
             event.prevent_default()

@@ -1,13 +1,20 @@
-"""One message in the thread: who and when, the text, media lines, and the delivery tick."""
+"""One message in the thread: who and when, the text, media lines, and the delivery tick.
+
+A message with attachments can take the focus: Enter (or a click) opens its media (save with a
+fresh link, hand to the system's opener, preview an image)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import Static
 
-from max_server.schemas import MessagePublic
+from max_server.schemas import MediaPublic, MediaRef, MessagePublic
 from max_tui.formatting import clock_time, delivery_label, media_line
 
 TICK_STYLES = {
@@ -49,6 +56,14 @@ def message_content(
 class MessageItem(Static):
     """Re-rendered in place when a status update arrives (``update_message``)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_media", "Open media", show=False, id="thread.open_media")
+    ]
+
+    @dataclass
+    class MediaOpened(Message):
+        message: MessagePublic
+
     def __init__(
         self, message: MessagePublic, now: datetime, tz: tzinfo, customer_name: str | None = None
     ) -> None:
@@ -58,6 +73,7 @@ class MessageItem(Static):
         self.message = message
         self.tz = tz
         self.customer_name = customer_name
+        self.can_focus = bool(message.media)
 
     @staticmethod
     def _classes_for(message: MessagePublic) -> str:
@@ -67,5 +83,22 @@ class MessageItem(Static):
 
     def update_message(self, message: MessagePublic, now: datetime) -> None:
         self.message = message
+        self.can_focus = bool(message.media)
         self.set_classes(self._classes_for(message))
         self.update(message_content(message, now, self.tz, self.customer_name))
+
+    def update_media(self, media: MediaPublic, now: datetime) -> bool:
+        """A ``media.stored`` / ``media.failed`` event for one of this message's files."""
+        if not any(m.id == media.id for m in self.message.media):
+            return False
+        fresh = MediaRef.model_validate(media.model_dump())
+        changed = [fresh if m.id == media.id else m for m in self.message.media]
+        self.update_message(self.message.model_copy(update={"media": changed}), now)
+        return True
+
+    def action_open_media(self) -> None:
+        if self.message.media:
+            self.post_message(self.MediaOpened(self.message))
+
+    def on_click(self) -> None:
+        self.action_open_media()

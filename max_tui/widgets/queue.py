@@ -1,11 +1,14 @@
 """The queue: tabs Mine / Team queue / All open over one list of conversations.
 
-Each row is two lines: the customer's name, priority and number; then the channel, how long the
-customer has been waiting, and the last message. Enter opens the highlighted conversation.
+Each row is two lines: the customer's name, an ``ESC`` badge when it was escalated, priority and
+number; then the channel, how long the customer has been waiting, the countdown to the next SLA
+deadline (amber from 80 %, ``late`` in red once breached) and the last message. Enter opens the
+highlighted conversation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +21,8 @@ from textual.widgets import OptionList, Tab, Tabs
 from textual.widgets.option_list import Option
 
 from max_server.schemas import ConversationPublic
-from max_tui.formatting import channel_short, frt_breached, one_line, waiting_label
+from max_tui.formatting import channel_short, one_line, waiting_label
+from max_tui.sla import Countdown, escalated
 from max_tui.state import TAB_TITLES
 from max_tui.state import Tab as QueueTab
 
@@ -37,11 +41,21 @@ def tab_label(tab: QueueTab, count: int | None) -> str:
     return f"{TAB_TITLES[tab]} {shown:<4}"
 
 
-def row_prompt(conversation: ConversationPublic, now: datetime, width: int, opened: bool) -> Content:
+SlaOf = Callable[[ConversationPublic, datetime], Countdown | None]
+
+
+def row_prompt(
+    conversation: ConversationPublic,
+    now: datetime,
+    width: int,
+    opened: bool,
+    sla: Countdown | None = None,
+) -> Content:
     """The two lines of one queue row, fitted to ``width`` cells."""
     width = max(width, 16)
     marker = ("▌", "$text-accent") if opened else " "
     right = Content.assemble(
+        ("ESC ", "$text-error bold") if escalated(conversation) else "",
         (conversation.priority, PRIORITY_STYLES.get(conversation.priority, "")),
         (f" #{conversation.number}", "$text-muted"),
     )
@@ -50,10 +64,11 @@ def row_prompt(conversation: ConversationPublic, now: datetime, width: int, open
         name_width, ellipsis=True, pad=True
     )
     waiting = waiting_label(conversation, now)
-    waiting_style = "$text-error bold" if frt_breached(conversation, now) else "$text-warning"
     head = Content.assemble(" ", (channel_short(conversation.channel), "$text-muted"), " ")
     if waiting:
-        head = Content.assemble(head, ("⏱" + waiting, waiting_style), " ")
+        head = Content.assemble(head, ("⏱" + waiting, "$text-warning"), " ")
+    if sla is not None:
+        head = Content.assemble(head, (sla.short, sla.style), " ")
     preview_width = max(width - head.cell_length, 1)
     preview = Content(one_line(conversation.last_message_preview or conversation.subject, preview_width))
     return Content.assemble(marker, name, " ", right, "\n", head, preview)
@@ -77,6 +92,7 @@ class QueuePane(Vertical):
         self.tab_ids = tabs
         self.active_tab = active
         self.opened_id: str | None = None
+        self.sla_of: SlaOf = lambda conversation, now: None  # the screen knows the policies
         self._rows: list[ConversationPublic] = []
         self._now: datetime | None = None
 
@@ -115,7 +131,11 @@ class QueuePane(Vertical):
         width = option_list.scrollable_content_region.width or option_list.size.width or 30
         scrolled = option_list.scroll_y
         option_list.set_options(
-            Option(row_prompt(c, self._now, width - 1, c.id == self.opened_id), id=c.id) for c in self._rows
+            Option(
+                row_prompt(c, self._now, width - 1, c.id == self.opened_id, self.sla_of(c, self._now)),
+                id=c.id,
+            )
+            for c in self._rows
         )
         if not self._rows:
             return

@@ -1,4 +1,10 @@
-"""The open conversation: a one-line header and its messages, oldest first, newest at the bottom."""
+"""The open conversation: a one-line header (with the SLA countdown and the escalated badge) and
+its messages, oldest first, newest at the bottom.
+
+Messages held by the customer rate limit (``rate_limited``; only supervisors and admins get
+them) that arrive in a row are collapsed into one line, "12 messages held: rate limit", which
+Enter or a click expands.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,19 @@ from collections.abc import Iterable
 from datetime import datetime, tzinfo
 
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
+from textual.widget import Widget
+from textual.widgets import Collapsible, Static
 
-from max_server.schemas import ConversationPublic, MessagePublic
+from max_server.schemas import ConversationPublic, MediaPublic, MessagePublic
 from max_tui.formatting import channel_label
+from max_tui.sla import Level, Policies, countdown, escalated
 from max_tui.state import delivery_moves_forward
 from max_tui.widgets.message import MessageItem
 
 EMPTY_HINT = "No conversation open: pick one in the queue (⏎)"
+HELD = "rate_limited"
 
 
 def header_content(conversation: ConversationPublic) -> Content:
@@ -36,6 +45,23 @@ def header_content(conversation: ConversationPublic) -> Content:
     return Content.assemble(*parts)
 
 
+def held_title(count: int) -> str:
+    return f"{count} message{'s' if count != 1 else ''} held: rate limit"
+
+
+class HeldBurst(Collapsible):
+    """Consecutive rate-limited messages, collapsed."""
+
+    def __init__(self, items: list[MessageItem]) -> None:
+        super().__init__(*items, title=held_title(len(items)), collapsed=True, classes="held-burst")
+        self.count = len(items)
+
+    async def add(self, item: MessageItem) -> None:
+        self.count += 1
+        self.title = held_title(self.count)
+        await self.query_one(Collapsible.Contents).mount(item)
+
+
 class ThreadView(Vertical):
     def __init__(self, tz: tzinfo, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -45,7 +71,9 @@ class ThreadView(Vertical):
         self._items: dict[str, MessageItem] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(EMPTY_HINT, id="thread-header", markup=False)
+        with Horizontal(id="thread-top"):
+            yield Static(EMPTY_HINT, id="thread-header", markup=False)
+            yield Static("", id="thread-sla", markup=False)
         yield VerticalScroll(id="thread-messages", can_focus=True)
 
     @property
@@ -56,9 +84,38 @@ class ThreadView(Vertical):
     def message_ids(self) -> list[str]:
         return list(self._items)
 
+    def item(self, message_id: str) -> MessageItem | None:
+        return self._items.get(message_id)
+
+    @property
+    def media_messages(self) -> list[MessagePublic]:
+        return [item.message for item in self._items.values() if item.message.media]
+
     def show_header(self, conversation: ConversationPublic | None) -> None:
         header = self.query_one("#thread-header", Static)
         header.update(header_content(conversation) if conversation else EMPTY_HINT)
+
+    def show_sla(
+        self,
+        conversation: ConversationPublic | None,
+        now: datetime,
+        policies: Policies,
+        warned: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+    ) -> None:
+        """The countdown to the next deadline (amber from 80 %, red once late) and the badge."""
+        label = self.query_one("#thread-sla", Static)
+        shown = countdown(conversation, now, policies, warned) if conversation else None
+        parts: list[Content] = []
+        if conversation is not None and escalated(conversation):
+            parts.append(Content.styled(" ▲ ESCALATED ", "bold"))
+        if shown is not None:
+            parts.append(Content(f" {shown.long} "))
+        label.update(Content(" ").join(parts))
+        label.display = bool(parts)
+        level = shown.level if shown is not None else None
+        for name in Level:
+            label.set_class(level is name, f"-{name.value}")
+        label.set_class(conversation is not None and escalated(conversation), "-escalated")
 
     async def open(self, conversation: ConversationPublic | None) -> None:
         """Switches to ``conversation`` (its messages follow with ``set_messages``)."""
@@ -94,13 +151,22 @@ class ThreadView(Vertical):
         loaded.sort(key=lambda m: (m.created_at, int(m.id) if m.id.isdigit() else 0))
         self._items.clear()
         await self.scroller.remove_children()
-        widgets: list[Static] = []
+        widgets: list[Widget] = []
         if earlier:
             widgets.append(Static(f"{earlier} earlier messages not shown", classes="thread-note"))
+        held: list[MessageItem] = []
         for message in loaded:
             item = MessageItem(message, now, self.tz, self.customer_name)
             self._items[message.id] = item
+            if HELD in message.flags:
+                held.append(item)
+                continue
+            if held:
+                widgets.append(HeldBurst(held))
+                held = []
             widgets.append(item)
+        if held:
+            widgets.append(HeldBurst(held))
         if not self._items:
             widgets.append(Static("No messages yet.", classes="thread-note placeholder"))
         await self.scroller.mount_all(widgets)
@@ -118,6 +184,19 @@ class ThreadView(Vertical):
         await self.scroller.query(".placeholder").remove()
         item = MessageItem(message, now, self.tz, self.customer_name)
         self._items[message.id] = item
-        await self.scroller.mount(item)
+        last = self.scroller.children[-1] if self.scroller.children else None
+        if HELD in message.flags:
+            if isinstance(last, HeldBurst):
+                await last.add(item)
+            else:
+                await self.scroller.mount(HeldBurst([item]))
+        else:
+            await self.scroller.mount(item)
         if message.direction == "outbound":
             self.scroller.scroll_end(animate=False)  # one's own reply: always show it
+
+    def update_media(self, media: MediaPublic, now: datetime) -> None:
+        """A file of a message on screen was stored, failed, or expired."""
+        item = self._items.get(media.message_id)
+        if item is not None:
+            item.update_media(media, now)

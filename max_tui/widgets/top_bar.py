@@ -1,4 +1,5 @@
-"""One line at the top: who is signed in where, and the live connection's state (discreet)."""
+"""One line at the top: who is signed in where, unread notifications (Ctrl+N lists them), and the
+live connection's state (discreet)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,15 @@ class TopBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("MAX", id="brand", markup=False)
         yield Static(f"{self.who} · {self.server}", id="who", markup=False)
+        yield Static("", id="unread", markup=False)
         yield Static(LIVE_LABELS["connecting"], id="live-state", classes="-connecting", markup=False)
+
+    def set_unread(self, count: int) -> None:
+        """``✉ 3 unread`` (hidden at zero)."""
+        label = self.query_one("#unread", Static)
+        label.update(f"✉ {count} unread" if count else "")
+        label.display = count > 0
+        label.tooltip = "Ctrl+N: notifications" if count else None
 
     def set_live_state(self, state: str, detail: str = "") -> None:
         self.live_state = state

@@ -11,7 +11,9 @@ from tests.channels.conftest import PHONE_NUMBER_ID, WhatsApp
 from tests.support.live import LiveServer
 
 
-def scrape(live: LiveServer, token: str | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    live: LiveServer, token: str | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = httpx.get(live.url + "/metrics", headers=headers)
     assert response.status_code == 200, response.text
@@ -31,12 +33,18 @@ def test_webhooks_jobs_and_lag_are_counted(live: LiveServer, whatsapp: WhatsApp,
     before = scrape(live)
     whatsapp.text("hola", ts=clock.now().timestamp())
     sha = p.sha256_b64(b"x")
-    whatsapp.message(p.image("5215512345678", p.new_wamid(), "m1", "image/jpeg", sha, clock.now().timestamp()))
-    refused = whatsapp.post_raw(p.encode(p.text_webhook(PHONE_NUMBER_ID, "1", "wamid.x", "x")), signature="sha256=00")
+    whatsapp.message(
+        p.image("5215512345678", p.new_wamid(), "m1", "image/jpeg", sha, clock.now().timestamp())
+    )
+    refused = whatsapp.post_raw(
+        p.encode(p.text_webhook(PHONE_NUMBER_ID, "1", "wamid.x", "x")), signature="sha256=00"
+    )
     assert refused.status_code == 401
     after = scrape(live)
-    assert value(after, "max_webhooks_received_total", channel="whatsapp", outcome="accepted") == value(
-        before, "max_webhooks_received_total", channel="whatsapp", outcome="accepted") + 2
+    assert (
+        value(after, "max_webhooks_received_total", channel="whatsapp", outcome="accepted")
+        == value(before, "max_webhooks_received_total", channel="whatsapp", outcome="accepted") + 2
+    )
     assert value(after, "max_webhooks_received_total", channel="whatsapp", outcome="invalid_signature") >= 1
     assert value(after, "max_ingest_seconds_count", channel="whatsapp") >= 2
     # Jobs waiting (the image's download; no worker runs here) are visible by kind and state.

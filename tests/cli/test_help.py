@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-
 from typing import Any
 
 import typer
@@ -33,14 +32,22 @@ def test_every_command_has_an_example_and_json() -> None:
     assert len(commands) > 60
     missing = [path for path, command in commands if "Example: max " not in (command.help or "")]
     assert missing == [], f"commands without an `Example: max …` line in their help: {missing}"
-    no_json = [path for path, command in commands
-               if path != "max version" and not any("--json" in p.opts for p in command.params)]
+    no_json = [
+        path
+        for path, command in commands
+        if path != "max version" and not any("--json" in p.opts for p in command.params)
+    ]
     assert no_json == [], f"commands without --json: {no_json}"
 
 
 def test_shell_completion_is_available() -> None:
     env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
-    result = subprocess.run([sys.executable, "-m", "max_cli", "--show-completion", "bash"], capture_output=True,
-                            text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "max_cli", "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "complete" in result.stdout and "max" in result.stdout

@@ -24,7 +24,7 @@ from max_server.settings import Settings
 from max_tui.app import MaxApp
 from tests.conftest import SYSTEM, People, make_settings
 from tests.support.databases import Template
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, free_port
 
 APP_SECRET = "tui-app-secret"
 ACCESS_TOKEN = "sandbox-token"
@@ -45,11 +45,32 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def settings(db: Database, tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def port() -> int:
+    """Chosen before the server starts: media links carry ``server.public_url``."""
+    return free_port()
+
+
+@pytest.fixture
+def rate_limits() -> dict[str, Any]:
+    """Overridden by tests that need the customer rate limit to trigger quickly."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    db: Database,
+    tmp_path: Path,
+    sandbox: Sandbox,
+    port: int,
+    rate_limits: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
     monkeypatch.delenv("MAX_CONFIG", raising=False)
     return make_settings(
         db,
         tmp_path,
+        server={"public_url": f"http://127.0.0.1:{port}"},
+        rate_limits=rate_limits,
         whatsapp={
             "app_secret": APP_SECRET,
             "verify_token": "tui-verify-token",
@@ -63,8 +84,8 @@ def settings(db: Database, tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest
 
 
 @pytest.fixture
-def server(settings: Settings, db: Database) -> Iterator[LiveServer]:
-    with LiveServer(create_app(settings, db=db, background=True)) as running:
+def server(settings: Settings, db: Database, port: int) -> Iterator[LiveServer]:
+    with LiveServer(create_app(settings, db=db, background=True), port=port) as running:
         yield running
 
 
@@ -109,6 +130,21 @@ class Customers:
         assert response.status_code == 200, response.text
         return wamid
 
+    async def send_file(
+        self,
+        data: bytes,
+        mime_type: str,
+        wa_id: str = "5215512345678",
+        name: str = "Juan López",
+        **options: Any,
+    ) -> str:
+        """The customer sends a file (image, sticker, document…); returns the WhatsApp media id."""
+        response, _, media_id = await asyncio.to_thread(
+            lambda: self.sandbox.customer_media(self.server.url, wa_id, data, mime_type, name=name, **options)
+        )
+        assert response.status_code == 200, response.text
+        return media_id
+
 
 @pytest.fixture
 def customers(sandbox: Sandbox, server: LiveServer) -> Customers:
@@ -133,6 +169,12 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 class RecordedMaxApp(MaxApp):
     def __init__(self, url: str, token: str, **options: Any) -> None:
         self.recorder = RecordingTransport()
+        self.opened: list[Path] = []  # what the system's opener would have been given
+
+        async def opener(path: Path) -> None:
+            self.opened.append(path)
+
+        options.setdefault("opener", opener)
         super().__init__(url, token, transport=self.recorder, **options)
 
     def requests(self, method: str, path_part: str) -> list[str]:
@@ -145,10 +187,14 @@ def console(server: LiveServer, agent: Agent, tmp_path: Path) -> Callable[..., R
     the test server)."""
 
     def make(
-        token: str | None = None, data_dir: Path | None = None, url: str | None = None
+        token: str | None = None, data_dir: Path | None = None, url: str | None = None, **options: Any
     ) -> RecordedMaxApp:
         return RecordedMaxApp(
-            url or server.url, token or agent.token, data_dir=data_dir or tmp_path / "console-data"
+            url or server.url,
+            token or agent.token,
+            data_dir=data_dir or tmp_path / "console-data",
+            save_dir=tmp_path / "downloads",
+            **options,
         )
 
     return make

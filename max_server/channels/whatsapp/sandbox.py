@@ -289,6 +289,8 @@ class Sandbox(MetaWebhooks):
         if (denied := self._denied(request)) is not None:
             return denied
         media_id = request.path_params["media_id"]
+        if media_id == self.phone_number_id:  # GET /{phone_number_id}: the number itself
+            return JSONResponse(self._phone_number(request.query_params.get("fields")))
         token = secrets.token_urlsafe(24)
         with self._lock:
             media = self._media.get(media_id)
@@ -306,6 +308,22 @@ class Sandbox(MetaWebhooks):
                 "id": media_id,
             }
         )
+
+    def _phone_number(self, fields: str | None) -> Json:
+        """What Meta answers for the business number (``fields`` narrows it, ``id`` stays)."""
+        number = payloads.DEFAULT_DISPLAY_PHONE_NUMBER
+        profile: Json = {
+            "verified_name": "MAX Sandbox",
+            "display_phone_number": f"+{number[0]} {number[1:4]}-{number[4:7]}-{number[7:]}",
+            "quality_rating": "GREEN",
+            "code_verification_status": "VERIFIED",
+            "platform_type": "CLOUD_API",
+            "throughput": {"level": "STANDARD"},
+        }
+        if fields:
+            wanted = {f.strip() for f in fields.split(",")}
+            profile = {k: v for k, v in profile.items() if k in wanted}
+        return {**profile, "id": self.phone_number_id}
 
     async def _download(self, request: Request) -> Response:
         await self._record(request)

@@ -8,17 +8,64 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+MAX_DEPTH = 64  # Meta's bodies nest about eight levels deep
+# The widths of the columns these values are stored in (or looked up by): a value that does not
+# fit is not Meta's, and its item is kept as Unknown instead of failing the whole webhook.
+LIMITS = {
+    "wamid": 255,
+    "sender": 128,
+    "type": 64,
+    "phone_number_id": 64,
+    "media": 255,
+    "sha256": 128,
+    "status": 16,
+    "template_value": 32,
+}
 TEMPLATE_FIELDS = (
     "message_template_status_update",
     "message_template_quality_update",
     "template_category_update",
     "message_template_components_update",
 )
+
+
+def decode(raw: bytes) -> Any:
+    """The body as JSON; ``ValueError`` for what is not JSON, for NaN and Infinity (not JSON, and
+    PostgreSQL refuses them), and for bodies nested deeper than ``MAX_DEPTH``."""
+    try:
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the body is nested too deeply") from None
+    if _deeper_than(body, MAX_DEPTH):
+        raise ValueError(f"the body is nested more than {MAX_DEPTH} levels deep")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _deeper_than(body: Any, limit: int) -> bool:
+    """Whether more than ``limit`` containers nest inside each other (``[]`` is one level);
+    measured level by level, without recursion, so any depth is measured safely."""
+    level, depth = [body], 0
+    while level:
+        containers = [node for node in level if isinstance(node, dict | list)]
+        if not containers:
+            return False
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child for node in containers for child in (node.values() if isinstance(node, dict) else node)
+        ]
+    return False
 
 
 def signature_valid(raw: bytes, header: str | None, app_secret: str) -> bool:
@@ -112,14 +159,21 @@ def _change(change: Any, waba_id: str | None) -> list[Item]:
         return [Unknown("unrecognised_change", {"change": change, "waba_id": waba_id})]
     field_name, value = _str(change.get("field")) or "", change["value"]
     if field_name in TEMPLATE_FIELDS:
+        if not _template_fits(value):
+            return [Unknown(f"{field_name}:oversized", {"value": value, "waba_id": waba_id})]
         return [TemplateUpdate(field_name, {**value, "waba_id": waba_id})]
     if field_name != "messages":
-        return [Unknown(f"field:{field_name or 'missing'}", {"value": value, "waba_id": waba_id})]
+        return [Unknown(f"field:{field_name or 'missing'}"[:64], {"value": value, "waba_id": waba_id})]
     metadata = _dict(value.get("metadata"))
     phone_number_id = _str(metadata.get("phone_number_id"))
-    if not phone_number_id:
+    if not phone_number_id or len(phone_number_id) > LIMITS["phone_number_id"]:
         return [Unknown("messages_without_phone_number_id", {"value": value, "waba_id": waba_id})]
-    account = Account(phone_number_id, _str(metadata.get("display_phone_number")), waba_id)
+    display = _str(metadata.get("display_phone_number"))
+    account = Account(
+        phone_number_id,
+        display if display and len(display) <= 32 else None,
+        waba_id if waba_id and len(waba_id) <= LIMITS["phone_number_id"] else None,
+    )
     contacts = _contacts(value.get("contacts"))
     items: list[Item] = []
     for message in _list(value.get("messages")):
@@ -129,6 +183,18 @@ def _change(change: Any, waba_id: str | None) -> list[Item]:
     if value.get("errors"):
         items.append(Unknown("errors", {"errors": value["errors"], "phone_number_id": phone_number_id}))
     return items
+
+
+def _template_fits(value: dict[str, Any]) -> bool:
+    """Template status, category and quality values are short words; ids are numbers."""
+    words = ("event", "message_template_category", "new_category", "new_quality_score")
+    if any(len(str(value.get(key) or "")) > LIMITS["template_value"] for key in words):
+        return False
+    return len(str(value.get("message_template_id") or "")) <= LIMITS["phone_number_id"]
+
+
+def _too_long(limit: str, *values: str | None) -> bool:
+    return any(value is not None and len(value) > LIMITS[limit] for value in values)
 
 
 def _contacts(raw: Any) -> dict[str, dict[str, Any]]:
@@ -195,6 +261,21 @@ def _message(message: Any, account: Account, contacts: dict[str, dict[str, Any]]
         parsed.new_wa_id = _str(body.get("wa_id"))
     if message.get("errors"):
         parsed.flags.append("has_errors")
+    media = parsed.media
+    if (
+        _too_long("wamid", parsed.wamid)
+        or _too_long("sender", wa_id, user_id, parsed.new_wa_id)
+        or _too_long("type", type_)
+        or (
+            media is not None
+            and (_too_long("media", media.id, media.mime_type) or _too_long("sha256", media.sha256))
+        )
+    ):
+        return Unknown("message_oversized", {"message": message, "phone_number_id": account.phone_number_id})
+    if media is not None and media.filename:
+        media.filename = media.filename[-LIMITS["media"] :]  # the end keeps the extension
+    if parsed.profile_name:
+        parsed.profile_name = parsed.profile_name[:200]
     return parsed
 
 
@@ -240,6 +321,8 @@ def _text_of(type_: str, message: dict[str, Any], body: dict[str, Any]) -> str |
 def _status(status: Any, account: Account) -> Item:
     if not isinstance(status, dict) or not _str(status.get("id")) or not _str(status.get("status")):
         return Unknown("status_without_id", {"status": status, "phone_number_id": account.phone_number_id})
+    if _too_long("wamid", str(status["id"])) or _too_long("status", str(status["status"])):
+        return Unknown("status_oversized", {"status": status, "phone_number_id": account.phone_number_id})
     errors = [e for e in _list(status.get("errors")) if isinstance(e, dict)]
     return StatusUpdate(
         account=account,

@@ -1,0 +1,326 @@
+"""Inbound WhatsApp throughput and latency, side by side with the floor.
+
+Signed text webhooks go through MAX's whole ingest (verify, dedupe, identity, conversation, rate
+limit, triage, store, jobs, events) from a separate load generator (wrk with
+``bench/lua/webhooks.lua``: far cheaper than the server), closed loop at concurrency 32, with 1
+and 2 server processes, on SQLite and PostgreSQL; then an open-loop run at a fixed offered rate
+for latency (a small asyncio generator that measures from each request's scheduled time, so a
+slow server cannot hide its queueing). In the same run, the floor: a bare FastAPI endpoint on the
+same engine settings that verifies the signature and inserts one row (``bench/floor_app.py``).
+
+Run: ``python bench/ingest.py [--quick] [--json] [--duration S]`` (needs ``wrk``:
+``apt-get install wrk``; PostgreSQL from ``MAX_BENCH_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from common import Figure, fresh_database, percentile, report
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-app-secret"
+PHONE = "1122334455667"
+TARGET_RATE, TARGET_RATIO, TARGET_P99_MS, OFFERED = 1000.0, 0.6, 50.0, 500
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bodies_file(path: Path, count: int, customers: int, prefix: str) -> None:
+    """``count`` signed text webhooks from ``customers`` customers (a few messages each, under
+    the rate limit), one per line: ``<signature> <json>``."""
+    from max_server.channels.whatsapp import payloads as p
+
+    now = time.time()
+    with path.open("w") as out:
+        for n in range(count):
+            wa_id = f"52155{n % customers:08d}"
+            body = p.encode(
+                p.text_webhook(
+                    PHONE, wa_id, f"wamid.{prefix}.{n}", f"hola, mensaje {n}", ts=now - 60 + n % 50
+                )
+            )
+            out.write(f"{p.sign(body, SECRET)} {body.decode()}\n")
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not start")
+
+
+@contextmanager
+def serve(command: list[str], env: dict[str, str], url: str) -> Iterator[None]:
+    log = tempfile.NamedTemporaryFile(prefix="max-bench-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+    )
+    try:
+        wait_healthy(url, proc)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def max_server(db_url: str, workdir: Path, workers: int, port: int) -> tuple[list[str], dict[str, str]]:
+    config = workdir / "config.toml"
+    config.write_text(
+        f'[server]\nport = {port}\nlog_level = "warning"\n[database]\nurl = "{db_url}"\npool_size = 20\n'
+        f'[storage]\npath = "{workdir}/media"\n[whatsapp]\napp_secret = "{SECRET}"\nphone_number_id = "{PHONE}"\n'
+        "[rate_limits]\nmessages_per_minute = 1000\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAX_")}
+    env["MAX_CONFIG"] = str(config)
+    return [sys.executable, "-m", "max_cli", "server", "run", "--workers", str(workers)], env
+
+
+def floor_server(db_url: str, workers: int, port: int) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "FLOOR_DATABASE_URL": db_url, "FLOOR_APP_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.floor_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return command, env
+
+
+def wrk(url: str, bodies: Path, duration: int, connections: int) -> dict[str, float]:
+    script = ROOT / "bench" / "lua" / "webhooks.lua"
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(bodies),
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+async def open_loop(url: str, bodies: Path, rate: int, seconds: int) -> list[float]:
+    """Latencies (ms) at a fixed offered rate, measured from each request's scheduled send time."""
+    lines = bodies.read_text().splitlines()
+    host, port = url.removeprefix("http://").split(":")
+    requests = []
+    for line in lines[: rate * seconds]:
+        sig, body = line.split(" ", 1)
+        raw = body.encode()
+        head = (
+            f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"X-Hub-Signature-256: {sig}\r\nContent-Length: {len(raw)}\r\n\r\n"
+        ).encode()
+        requests.append(head + raw)
+    latencies: list[float] = []
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await asyncio.open_connection(host, int(port)))
+
+    async def send(payload: bytes, scheduled: float) -> None:
+        reader, writer = await pool.get()
+        writer.write(payload)
+        await writer.drain()
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append((time.perf_counter() - scheduled) * 1000)
+        if not status.startswith(b"HTTP/1.1 200"):
+            latencies[-1] = float("inf")
+        pool.put_nowait((reader, writer))
+
+    start = time.perf_counter() + 0.1
+    tasks = []
+    for n, payload in enumerate(requests):
+        scheduled = start + n / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        tasks.append(asyncio.create_task(send(payload, scheduled)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        _, writer = pool.get_nowait()
+        writer.close()
+    return latencies
+
+
+def queue_depth(db_url: str) -> int:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from max_server.db import Database
+    from max_server.models import Job
+
+    db = Database(db_url, pool_size=1)
+    with db.session(write=False) as session:
+        depth = session.exec(
+            select(func.count()).select_from(Job).where(col(Job.state).in_(("queued", "running")))
+        ).one()
+    db.dispose()
+    return int(depth)
+
+
+def run(kind: str, workers: int, args: argparse.Namespace, workdir: Path, figures: list[Figure]) -> None:
+    label = f"{kind}, {workers} process{'es' if workers > 1 else ''}"
+    count = args.duration * 3000 + 2000
+    bodies = workdir / f"bodies-{kind}-{workers}.txt"
+    bodies_file(bodies, count, customers=count // 3, prefix=f"{kind}{workers}")
+    rates: dict[str, float] = {}
+    for target in ("floor", "max"):
+        with fresh_database(kind) as db_url:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command, env = (
+                max_server(db_url, workdir, workers, port)
+                if target == "max"
+                else floor_server(db_url, workers, port)
+            )
+            with serve(command, env, url):
+                wrk(url, bodies, 2, args.connections)  # warm-up: pools, caches, first conversations
+                result = wrk(url, bodies, args.duration, args.connections)
+                depth = queue_depth(db_url) if target == "max" else 0
+            rates[target] = result["rate"]
+            if target == "max":
+                errors = result["non2xx"] + result["socket_errors"]
+                gated = kind == "postgres" and workers == 2
+                figures.append(
+                    Figure(
+                        f"ingest {label}: messages/s (c={args.connections})",
+                        f">= {TARGET_RATE:.0f}" if gated else "(reported)",
+                        result["rate"],
+                        "msg/s",
+                        result["rate"] >= TARGET_RATE if gated else True,
+                    )
+                )
+                figures.append(
+                    Figure(
+                        f"ingest {label}: p50 / p99 ack latency",
+                        "(reported)",
+                        result["p50_us"] / 1000,
+                        f"ms / {result['p99_us'] / 1000:.1f} ms",
+                        True,
+                    )
+                )
+                figures.append(
+                    Figure(
+                        f"ingest {label}: errors, job queue depth after",
+                        "0 errors",
+                        errors,
+                        f"errors / {depth} jobs queued",
+                        errors == 0,
+                    )
+                )
+    ratio = rates["max"] / rates["floor"] if rates["floor"] else 0.0
+    gated = kind == "postgres" and workers == 2
+    figures.append(
+        Figure(
+            f"ingest {label}: ratio to the floor ({rates['floor']:.0f} msg/s)",
+            f">= {TARGET_RATIO}" if gated else "(reported)",
+            ratio,
+            "x",
+            ratio >= TARGET_RATIO if gated else True,
+        )
+    )
+
+
+def latency(args: argparse.Namespace, workdir: Path, figures: list[Figure]) -> None:
+    bodies = workdir / "bodies-open.txt"
+    seconds = 5 if args.quick else 15
+    bodies_file(bodies, OFFERED * seconds + 10, customers=OFFERED * seconds // 2, prefix="open")
+    with fresh_database("postgres") as db_url:
+        port = free_port()
+        command, env = max_server(db_url, workdir, 2, port)
+        with serve(command, env, f"http://127.0.0.1:{port}"):
+            latencies = asyncio.run(open_loop(f"http://127.0.0.1:{port}", bodies, OFFERED, seconds))
+    p99 = percentile(latencies, 99)
+    figures.append(
+        Figure(
+            f"ingest postgres, 2 processes: p99 at {OFFERED} msg/s offered (open loop)",
+            f"<= {TARGET_P99_MS:.0f} ms",
+            p99,
+            "ms",
+            p99 <= TARGET_P99_MS,
+        )
+    )
+    figures.append(Figure("  same, p50", "(reported)", percentile(latencies, 50), "ms", True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--duration", type=int, default=0, help="seconds per closed-loop run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
+    args = parser.parse_args()
+    args.duration = args.duration or (5 if args.quick else 20)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/ingest.py needs wrk as the load generator: apt-get install wrk")
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="max-ingest-bench-") as tmp:
+        workdir = Path(tmp)
+        plan = [("sqlite", 1), ("postgres", 1), ("postgres", 2)]
+        for kind, workers in plan:
+            if args.only in (None, kind):
+                run(kind, workers, args, workdir, figures)
+        if args.only in (None, "postgres"):
+            latency(args, workdir, figures)
+    report(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
