@@ -2,11 +2,15 @@
 
     python bench/autocomplete.py [--quick] [--json] [--responses 10000]
 
-Two figures:
+Three figures:
 
 * **filtering per keystroke**: ``CannedCatalog.search`` over 10,000 responses (realistic
-  shortcuts, titles and contents of 40–400 characters), for every prefix of a set of typed
-  queries (``/e``, ``/en``, ``/env``…, words found only in contents, and misses). Target: p95 ≤ 2 ms.
+  shortcuts and titles; contents of 40–400 characters over a vocabulary of some 20,000 words,
+  as a real list has), for every prefix of a set of typed queries (``/e``, ``/en``, ``/env``…,
+  words found only in contents, and misses), each keystroke after the one before it (the
+  search narrows the previous matches). Target: p95 ≤ 2 ms.
+* **cold filtering**: the same queries each searched from scratch, as after pasting ``/xq`` or
+  a backspace after a miss: no previous matches to narrow, the worst case. Target: p95 ≤ 2 ms.
 * **keystroke to rendered dropdown**: the real console (``MaxApp`` in Textual's headless pilot,
   fed the same 10,000 responses as recorded wire JSON through an ``httpx.MockTransport``) gets
   key events as from a terminal; each figure is the time from the key event to the first frame
@@ -66,7 +70,25 @@ WORDS = (
     "tecnico",
     "instalacion",
 )
-QUERIES = ("envio", "pedido-", "gar", "saludo", "xq", "reembolso", "tracking", "zzz")
+QUERIES = ("envio", "pedido-", "gar", "saludo", "xq", "reembolso", "tracking", "zzz", "tracaso")
+SYLLABLES = (
+    "ma",
+    "pe",
+    "ri",
+    "to",
+    "lo",
+    "su",
+    "ca",
+    "de",
+    "ne",
+    "bra",
+    "tri",
+    "gon",
+    "ul",
+    "sa",
+    "vi",
+    "ar",
+)
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 KEY_NAMES = {"/": "slash", "-": "minus"}
 
@@ -74,10 +96,14 @@ KEY_NAMES = {"/": "slash", "-": "minus"}
 def responses(count: int, seed: int = 11) -> list[dict[str, Any]]:
     """``count`` responses as the API lists them (shortcuts unique, like the server enforces)."""
     rng = random.Random(seed)
+    vocabulary = sorted({"".join(rng.choices(SYLLABLES, k=rng.randint(2, 5))) for _ in range(30_000)})
     made: list[dict[str, Any]] = []
     for number in range(count):
         words = rng.sample(WORDS, 2)
-        content = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 60)))
+        content = " ".join(
+            rng.choice(WORDS) if rng.random() < 0.5 else rng.choice(vocabulary)
+            for _ in range(rng.randint(6, 60))
+        )
         made.append(
             {
                 "id": str(number + 1),
@@ -114,16 +140,17 @@ def bench_filtering(count: int, rounds: int) -> list[float]:
     return timings
 
 
-def bench_cold(count: int) -> list[float]:
-    """Each query searched on its own, without the keystroke before it (a pasted ``/xq``): the
-    worst case, a full scan of every title and content."""
+def bench_cold(count: int, rounds: int) -> list[float]:
+    """Each query searched on its own, without the keystroke before it (a pasted ``/xq``, a
+    backspace after a miss): nothing to narrow, the worst case."""
     catalog = CannedCatalog([CannedResponsePublic.model_validate(r) for r in responses(count)])
     timings: list[float] = []
-    for typed in keystrokes():
-        catalog.replace(catalog.responses, None)  # forgets the previous search
-        started = time.perf_counter()
-        catalog.search(typed, limit=30)
-        timings.append((time.perf_counter() - started) * 1000)
+    for _ in range(rounds):
+        for typed in keystrokes():
+            catalog.forget_last()
+            started = time.perf_counter()
+            catalog.search(typed, limit=30)
+            timings.append((time.perf_counter() - started) * 1000)
     return timings
 
 
@@ -188,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     rounds = 3 if args.quick else 20
     filtering = bench_filtering(args.responses, rounds)
-    cold = bench_cold(args.responses)
+    cold = bench_cold(args.responses, rounds)
     rendering = asyncio.run(bench_rendering(args.responses, 1 if args.quick else 3))
     n = f"{args.responses:,}"
     figures = [
@@ -200,7 +227,14 @@ def main() -> None:
             percentile(filtering, 95) <= FILTER_TARGET_MS,
         ),
         Figure(f"canned filter per keystroke median ({n})", "info", median(filtering), "ms", True),
-        Figure(f"canned filter, one query alone, worst ({n})", "info", max(cold), "ms", True),
+        Figure(
+            f"canned filter, cold (pasted or after a miss) p95 ({n})",
+            f"<= {FILTER_TARGET_MS} ms",
+            percentile(cold, 95),
+            "ms",
+            percentile(cold, 95) <= FILTER_TARGET_MS,
+        ),
+        Figure(f"canned filter, cold, worst ({n})", "info", max(cold), "ms", True),
         Figure(
             f"keystroke to rendered dropdown p95 ({n}, pilot)",
             f"<= {RENDER_TARGET_MS:g} ms",

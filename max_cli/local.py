@@ -61,7 +61,7 @@ def bootstrap_user(config: str | None, name: str, email: str, role: str, capacit
     """Creates the first user directly in an empty database; refuses once users exist."""
     from pydantic import ValidationError
 
-    from max_server.access import Actor
+    from max_server.errors import Conflict
     from max_server.schemas import UserCreate
     from max_server.services import present, users
 
@@ -77,13 +77,14 @@ def bootstrap_user(config: str | None, name: str, email: str, role: str, capacit
                 f"{first['loc'][0]}: {first['msg']}", code="validation_error", exit_code=2
             ) from None
         with db.session() as session:
-            if users.count_users(session) > 0:
+            try:
+                user, token = users.bootstrap_first_user(session, data)
+            except Conflict:
                 raise CliError(
                     "no API token, and this database already has users: run `max login` or pass --token",
                     exit_code=EXIT_AUTH,
                     code="missing_token",
-                )
-            user, token = users.create_user(session, Actor.system("cli-bootstrap"), data)
+                ) from None
             return {"user": present.user(user).model_dump(mode="json"), "token": token}
     finally:
         db.dispose()

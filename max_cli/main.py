@@ -12,9 +12,11 @@ import pkgutil
 import typer
 
 from max_cli import commands
+from max_cli.output import Cli, MaxGroup, command
 
 app = typer.Typer(
     name="max",
+    cls=MaxGroup,
     help="MAX: customer service on WhatsApp and your Chat App. Every command takes --json.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -29,15 +31,15 @@ for _module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.n
         app.add_typer(_loaded.app, name=getattr(_loaded, "NAME", _module.name.replace("_", "-")))
 
 
-@app.command("version")
-def version() -> None:
+@command(app, "version", connects=False)
+def version(cli: Cli) -> None:
     """Print the version.
 
-    Example: max version
+    Example: max version --json
     """
     from max_server import __version__
 
-    typer.echo(__version__)
+    cli.emit({"version": __version__}, lambda: cli.line(__version__))
 
 
 def run() -> None:

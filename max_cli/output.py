@@ -1,7 +1,8 @@
 """CLI conventions: ``--json`` everywhere, tables for people, data on stdout, diagnostics on stderr.
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 auth. With ``--json`` errors are printed to
-stderr as ``{"error": {...}}``. ``NO_COLOR`` turns colour off (rich honours it).
+stderr as ``{"error": {...}}``, usage errors included (:class:`MaxGroup`). ``NO_COLOR`` turns off
+colour and every other escape code, even on a terminal.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import UsageError  # typer ships its own click; these are its errors
+from typer.core import TyperGroup
 
 if typing.TYPE_CHECKING:
     from rich.console import Console
@@ -64,17 +68,13 @@ class Cli:
     def out(self) -> Console:
         """stdout for people (rich is imported on first use: ``max --help`` stays fast)."""
         if self._out is None:
-            from rich.console import Console
-
-            self._out = Console(soft_wrap=True)
+            self._out = _console(stderr=False)
         return self._out
 
     @property
     def err(self) -> Console:
         if self._err is None:
-            from rich.console import Console
-
-            self._err = Console(stderr=True, soft_wrap=True)
+            self._err = _console(stderr=True)
         return self._err
 
     @property
@@ -147,6 +147,15 @@ class Cli:
         raise typer.Exit(error.exit_code)
 
 
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    # NO_COLOR (no-color.org), when set and not empty: rich alone drops colours but still writes
+    # bold and other escape codes on a terminal; no colour system writes none at all.
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(stderr=stderr, soft_wrap=True, color_system=None if plain else "auto")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
@@ -157,6 +166,41 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_cell(v) for v in value)
     return str(value)
+
+
+_JSON_ERRORS = "max_json_errors"
+
+
+class MaxGroup(TyperGroup):
+    """The root ``max`` group. With ``--json`` on the command line, usage errors (a missing
+    argument, an unknown option or command, a bad value) are reported like every other error:
+    ``{"error": {"code": "usage_error", …}}`` on stderr and exit 2, instead of click's text."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        wants_json = "--json" in args  # before parsing, which consumes ``args``
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except UsageError as exc:
+            if wants_json:
+                _usage_error(exc)
+            raise
+        ctx.meta[_JSON_ERRORS] = wants_json
+        return ctx
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:  # from a noun or a verb, parsed inside this call
+            if ctx.meta.get(_JSON_ERRORS):
+                _usage_error(exc)
+            raise
+
+
+def _usage_error(exc: UsageError) -> typing.NoReturn:
+    usage = exc.ctx.get_usage() if exc.ctx is not None else None
+    body = {"error": {"code": "usage_error", "message": exc.format_message(), "details": {"usage": usage}}}
+    sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
+    raise typer.Exit(EXIT_USAGE)
 
 
 JsonOption = Annotated[

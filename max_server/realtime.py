@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,30 @@ from max_server.wakeup import SIGNALS
 
 log = logging.getLogger("max.realtime")
 QUEUE_LIMIT = 10_000
+
+
+def follow(
+    name: str, step: Callable[[], object], stop: threading.Event, wake: threading.Event, poll: float
+) -> None:
+    """Runs ``step`` whenever woken (or every ``poll`` seconds) until ``stop``. No failure ends
+    the loop, since a dead thread would stop sequencing or fan-out for good: it is logged
+    (database errors by type only, as their text may carry row data; anything else with its
+    traceback, through the redacting log handler) and ``step`` runs again after a growing pause."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            step()
+        except SQLAlchemyError as exc:
+            log.warning("%s: database error (%s); retrying in %.1fs", name, type(exc).__name__, backoff)
+        except Exception:
+            log.exception("%s: step failed; retrying in %.1fs", name, backoff)
+        else:
+            backoff = 0.5
+            wake.wait(poll)
+            wake.clear()
+            continue
+        stop.wait(backoff)
+        backoff = min(backoff * 2, 10.0)
 
 
 class Sequencer:
@@ -55,18 +80,7 @@ class Sequencer:
                 return total
 
     def _loop(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                backoff = 0.5
-            except SQLAlchemyError as exc:
-                log.warning("sequencer: database error (%s); retrying in %.1fs", type(exc).__name__, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            self._wake.wait(self.poll)
-            self._wake.clear()
+        follow("sequencer", self.run_once, self._stop, self._wake, self.poll)
 
 
 @dataclass(eq=False)
@@ -148,20 +162,7 @@ class Broadcaster:
                 sent += 1
 
     def _loop(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self.publish_pending()
-                backoff = 0.5
-            except SQLAlchemyError as exc:
-                log.warning(
-                    "broadcaster: database error (%s); retrying in %.1fs", type(exc).__name__, backoff
-                )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            self._wake.wait(self.poll)
-            self._wake.clear()
+        follow("broadcaster", self.publish_pending, self._stop, self._wake, self.poll)
 
 
 def control(kind: str, **fields: Any) -> str:

@@ -1,13 +1,16 @@
-"""Run an ASGI app on uvicorn in a background thread: for tests, the WhatsApp sandbox and ``max demo``."""
+"""Run an ASGI app on uvicorn: in a background thread (for tests, the WhatsApp sandbox and
+``max demo``), or as several worker processes under one supervisor (``max server run --workers``)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 START_TIMEOUT_S = 15.0
 
@@ -82,3 +85,43 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class WorkerSupervisor(Multiprocess):
+    """uvicorn's supervisor of worker processes, which also drops a worker's live gauges (the
+    connected agents it served) from ``PROMETHEUS_MULTIPROC_DIR`` once it is gone: killed and
+    replaced, removed on SIGTTOU or SIGHUP, or stopped with the rest. Otherwise a dead worker's last
+    value would be summed forever."""
+
+    def keep_subprocess_alive(self) -> None:
+        self._forgetting_exits(super().keep_subprocess_alive)
+
+    def handle_signals(self) -> None:
+        self._forgetting_exits(super().handle_signals)
+
+    def join_all(self) -> None:
+        super().join_all()
+        _forget(process.pid for process in self.processes)
+
+    def _forgetting_exits(self, step: Any) -> None:
+        before = {process.pid for process in self.processes}
+        step()
+        _forget(before - {process.pid for process in self.processes})
+
+
+def _forget(pids: Iterable[int | None]) -> None:
+    from max_server import metrics  # prometheus_client: only where workers are supervised
+
+    for pid in pids:
+        metrics.forget_process(pid)
+
+
+def run_workers(app: str, workers: int, **options: Any) -> None:
+    """``uvicorn.run(app, workers=workers, **options)`` under :class:`WorkerSupervisor`; ``app``
+    is an import string (each worker imports it)."""
+    config = uvicorn.Config(app, workers=workers, **options)
+    socket_ = config.bind_socket()
+    try:
+        WorkerSupervisor(config, sockets=[socket_]).run()
+    finally:
+        socket_.close()

@@ -35,6 +35,7 @@ CUSTOMERS = "/api/v1/customers"
 CONTEXT_LIMIT = 20
 MEDIA_LINK_TTL = "10m"  # long enough to save a large file; minted on each open, never stored
 QUEUE_LIMIT = 1000  # per tab: a console is for working a queue, not for browsing the archive
+SEARCH_LIMIT = 100  # search results shown at once (the agent refines the query for more)
 THREAD_LIMIT = 2000
 
 
@@ -66,6 +67,16 @@ class ConsoleApi:
         for batch in batches:
             merged.update((c.id, c) for c in batch)
         return list(merged.values())
+
+    async def search_conversations(
+        self, query: str, limit: int = SEARCH_LIMIT
+    ) -> tuple[list[ConversationPublic], bool]:
+        """The server's search over every conversation the agent may see, open or closed,
+        newest first (``q``: customer, phone, ``#number``, subject, message text); and whether
+        there are more than ``limit``."""
+        wire = await self.client.get(CONVERSATIONS, q=query or None, status="all", limit=limit)
+        found = [ConversationPublic.model_validate(c) for c in wire["conversations"]]
+        return found, wire.get("next_cursor") is not None
 
     async def conversation(self, conversation_id: str) -> ConversationPublic:
         return ConversationPublic.model_validate(await self.client.get(f"{CONVERSATIONS}/{conversation_id}"))
@@ -104,6 +115,13 @@ class ConsoleApi:
 
     async def reply(self, conversation_id: str, text: str) -> MessagePublic:
         wire = await self.client.post(f"{CONVERSATIONS}/{conversation_id}/messages", {"text": text})
+        return MessagePublic.model_validate(wire)
+
+    async def resend(self, conversation_id: str, message_id: str) -> MessagePublic:
+        """A failed or unknown message sent again, as a new message (the original is flagged
+        ``resent``). ``ApiError`` 409 ``already_resent``, ``not_resendable``,
+        ``whatsapp_window_closed``."""
+        wire = await self.client.post(f"{CONVERSATIONS}/{conversation_id}/messages/{message_id}/resend")
         return MessagePublic.model_validate(wire)
 
     async def teams(self) -> list[TeamPublic]:

@@ -46,6 +46,9 @@ MAIN_BINDINGS: tuple[Binding, ...] = (
     ),
     _action("f8", "template", "Template", "Send an approved WhatsApp template (outside the 24 h window)"),
     _action(
+        "ctrl+r", "resend", "Resend", "Resend the focused (or latest) failed or unknown message, as a new one"
+    ),
+    _action(
         "f9", "media", "Media", "Open an attachment of this conversation (save, open, preview)", show=False
     ),
     _action("f10", "sla", "SLA", "SLA dashboard: compliance, violations, escalations (supervisors)"),
@@ -57,4 +60,20 @@ MAIN_BINDINGS: tuple[Binding, ...] = (
     _action("ctrl+o", "toggle_context", "Context", "Show or hide the context pane", show=False),
     # No tooltip: moving the focus is not a command for the palette.
     Binding("escape", "focus_queue", "Queue", show=False, id="main.focus_queue"),
+)
+
+# What the footer keeps when a narrow terminal cannot show every key that applies (most important
+# first); the others still work and are all in the command palette (Ctrl+P).
+FOOTER_RANK = (
+    "close",
+    "reopen",
+    "take",
+    "resend",
+    "template",
+    "sla",
+    "next",
+    "search",
+    "unassign",
+    "transfer",
+    "priority",
 )

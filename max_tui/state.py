@@ -72,8 +72,19 @@ class Viewer:
             return True
         return conversation.team is not None and conversation.team.id in self.team_ids
 
+    def sees_held(self, conversation: ConversationPublic) -> bool:
+        """Held by the customer rate limit: not work for agents, only for the team's supervisors
+        (the server lists it only to them, and to whoever a supervisor gave it to)."""
+        if self.is_admin:
+            return True
+        if conversation.assignee is not None and conversation.assignee.id == self.user_id:
+            return True
+        return conversation.team is not None and conversation.team.id in self.supervised_team_ids
+
     def belongs(self, conversation: ConversationPublic, tab: Tab) -> bool:
         if conversation.status == "closed" or not self.sees(conversation):
+            return False
+        if conversation.rate_limited and not self.sees_held(conversation):
             return False
         if tab is Tab.MINE:
             return conversation.assignee is not None and conversation.assignee.id == self.user_id
@@ -176,4 +187,19 @@ def delivery_moves_forward(current: str, new: str) -> bool:
         return current in ("pending", "sending")
     return DELIVERY_RANK[new] > DELIVERY_RANK.get(current, 0) or (
         current == "unknown" and DELIVERY_RANK[new] >= DELIVERY_RANK["sent"]
+    )
+
+
+RESENT = "resent"
+
+
+def can_resend(message: MessagePublic) -> bool:
+    """An agent's text or template whose send failed or may not have happened, not resent yet
+    (the server's rule for ``POST …/messages/{id}/resend``)."""
+    return (
+        message.direction == "outbound"
+        and message.sender_type == "agent"
+        and message.delivery_status in ("failed", "unknown")
+        and message.type in ("text", "template")
+        and RESENT not in message.flags
     )

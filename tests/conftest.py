@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from max_server import clock as clock_module
+from max_server import logs
 from max_server.access import Actor
 from max_server.app import create_app
 from max_server.clock import FrozenClock
@@ -22,8 +24,53 @@ from max_server.services import users as user_service
 from max_server.settings import Settings, load_settings
 from tests.support.databases import BACKENDS, Template
 from tests.support.live import LiveServer
+from tests.support.log_secrets import SecretWatch
 
 SYSTEM = Actor.system("tests")
+
+
+# No secret in any log record the suite produces ------------------------------------------------
+LOG_WATCH = SecretWatch()
+_LEAKS_BETWEEN_TESTS: list[str] = []  # records from session fixtures and stray threads
+_WORKER_LEAKS = "max_log_leaks"  # the key in an xdist worker's output
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(LOG_WATCH)
+    # MAX logs at INFO; the root logger passes only warnings on unless told otherwise.
+    if logging.getLogger("max").level == logging.NOTSET:
+        logging.getLogger("max").setLevel(logging.DEBUG)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs() -> Iterator[None]:
+    _LEAKS_BETWEEN_TESTS.extend(LOG_WATCH.take())
+    yield
+    leaks = LOG_WATCH.take()
+    if leaks:
+        pytest.fail("a secret was logged:\n" + "\n".join(leaks), pytrace=False)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist's controller: what a worker found between tests."""
+    _LEAKS_BETWEEN_TESTS.extend(getattr(node, "workeroutput", {}).get(_WORKER_LEAKS, []))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _LEAKS_BETWEEN_TESTS.extend(LOG_WATCH.take())
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports it
+        workeroutput[_WORKER_LEAKS] = list(_LEAKS_BETWEEN_TESTS)
+    elif _LEAKS_BETWEEN_TESTS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _LEAKS_BETWEEN_TESTS and not hasattr(terminalreporter.config, "workeroutput"):
+        terminalreporter.section("secrets in log records outside any test", red=True)
+        for leak in _LEAKS_BETWEEN_TESTS:
+            terminalreporter.write_line(leak)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +119,9 @@ def make_settings(db: Database, tmp_path: Path, **sections: dict[str, Any]) -> S
     }
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
-    return load_settings(None, **overrides)
+    settings = load_settings(None, **overrides)
+    LOG_WATCH.remember(logs.settings_secrets(settings))
+    return settings
 
 
 @pytest.fixture

@@ -32,8 +32,10 @@ def list_channels(cli: Cli) -> None:
 
     Example: max channels list --json
     """
-    result = cli.client().get("/api/v1/channels")
-    cli.emit(result, lambda: cli.table(result["channels"], COLUMNS, empty="No channels yet."))
+    found = list(cli.client().paginate("/api/v1/channels", "channels"))
+    cli.emit(
+        {"channels": found, "next_cursor": None}, lambda: cli.table(found, COLUMNS, empty="No channels yet.")
+    )
 
 
 @command(app, "show")
@@ -67,6 +69,24 @@ def add_whatsapp(
         "default_team": default_team,
     }
     found = cli.client().post("/api/v1/channels/whatsapp", body)
+    cli.emit(found, lambda: show_channel(cli, found))
+
+
+@command(app, "update")
+def update(
+    cli: Cli,
+    channel: ChannelArg,
+    waba_id: Annotated[str | None, typer.Option(help="The WhatsApp Business Account id ('' clears).")] = None,
+    display_number: Annotated[str | None, typer.Option(help="The number as customers see it.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for people.")] = None,
+) -> None:
+    """Change a channel's name, WABA id or display number (e.g. one MAX added from a webhook).
+
+    Example: max channels update 106540352242922 --waba-id 1234567890 --name "Ventas"
+    """
+    fields = {"waba_id": waba_id, "display_number": display_number, "name": name}
+    body = {key: value for key, value in fields.items() if value is not None}
+    found = cli.client().patch(f"/api/v1/channels/{channel}", body)
     cli.emit(found, lambda: show_channel(cli, found))
 
 

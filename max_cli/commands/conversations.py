@@ -66,11 +66,18 @@ def list_conversations(
     team: Annotated[str | None, typer.Option(help="Team slug.")] = None,
     assignee: Annotated[str | None, typer.Option(help="User id, `me`, or `none`.")] = None,
     channel: Annotated[Literal["whatsapp", "chat_app"] | None, typer.Option(help="Channel.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Customer name, email, phone or WhatsApp number, #number, subject, or message text.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1, max=10000)] = 50,
 ) -> None:
     """List conversations you may see, newest first.
 
-    Example: max conversations list --status queued --team support --json
+    Example: max conversations list --status all --search "pedido 1234" --json
     """
     items: list[dict[str, Any]] = []
     for item in cli.client().paginate(
@@ -81,6 +88,7 @@ def list_conversations(
         team=team,
         assignee=assignee,
         channel=channel,
+        q=search,
     ):
         items.append(item)
         if len(items) >= limit:

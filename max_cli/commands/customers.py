@@ -202,7 +202,7 @@ def suggest(cli: Cli, customer: CustomerArg) -> None:
         for s in found
     ]
     cli.emit(
-        {"suggestions": found},
+        {"suggestions": found, "next_cursor": None},
         lambda: cli.table(rows, [*COLUMNS[:3], ("reasons", "WHY")], empty="No suggestions."),
     )
 
@@ -256,9 +256,9 @@ class _Resolver:
         return self.cache[key]
 
 
-def _put_status(client: MaxClient, path: str, body: dict[str, Any]) -> int:
-    """PUT and return the status (201 created, 200 updated)."""
-    return client.request_with_status("PUT", path, json=body)[0]
+def _put_outcome(client: MaxClient, path: str, body: dict[str, Any]) -> str:
+    """PUT and return what happened: ``created``, ``updated`` or ``unchanged``."""
+    return str(client.request("PUT", path, json=body)["outcome"])
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -279,7 +279,14 @@ def _import(
     rows = _read(path)
     client = cli.client()
     resolve = _Resolver(client)
-    summary: dict[str, Any] = {"rows": len(rows), "created": 0, "updated": 0, "failed": 0, "errors": []}
+    summary: dict[str, Any] = {
+        "rows": len(rows),
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "errors": [],
+    }
 
     def each() -> Iterator[tuple[int, dict[str, str]]]:
         if cli.json:
@@ -305,8 +312,7 @@ def _import(
             if not external_id:
                 raise ValueError(f"missing {id_column}")
             customer = resolve(row)
-            status = _put_status(client, f"{BASE}/{customer}/{kind}/{external_id}", body(row))
-            summary["created" if status == 201 else "updated"] += 1
+            summary[_put_outcome(client, f"{BASE}/{customer}/{kind}/{external_id}", body(row))] += 1
         except (ApiError, ValueError) as exc:
             if isinstance(exc, ApiError) and exc.status in (0, 401, 403):
                 raise  # the server or the token, not the row: stop here
@@ -322,7 +328,7 @@ def _import(
             )
         cli.line(
             f"{summary['rows']} rows: {summary['created']} created, {summary['updated']} updated, "
-            f"{summary['failed']} failed."
+            f"{summary['unchanged']} unchanged, {summary['failed']} failed."
         )
 
     cli.emit(summary, human)

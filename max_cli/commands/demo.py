@@ -4,6 +4,7 @@ customers, a webhook receiver, and the console). Server code loads inside the co
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from max_server.demo.runner import DemoInfo
 
 DEFAULT_PACE = 3.0  # max_server.demo.runner.DEFAULT_PACE, repeated so --help needs no server code
+DEFAULT_URGENT_FRT = "1m"  # max_server.demo.seed.SHORT_FRT_S, likewise
+MAX_URGENT_FRT_S = 600
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +46,13 @@ def register(app: typer.Typer) -> None:
         pace: Annotated[
             float, typer.Option(help="Seconds between the simulated customers' messages.", min=0.05, max=600)
         ] = DEFAULT_PACE,
+        urgent_frt: Annotated[
+            str,
+            typer.Option(
+                "--urgent-frt",
+                help="First-response target of the urgent request, which breaches it (30s, 2m; at most 10m).",
+            ),
+        ] = DEFAULT_URGENT_FRT,
         headless: Annotated[
             bool,
             typer.Option(
@@ -68,9 +78,22 @@ def register(app: typer.Typer) -> None:
         """
         from max_server.demo.config import ForeignDataDir
         from max_server.demo.runner import Demo, DemoOptions
+        from max_server.domain.durations import parse_duration
 
+        try:
+            urgent_frt_s = parse_duration(urgent_frt)
+        except ValueError as exc:
+            raise CliError(f"--urgent-frt: {exc}", code="invalid_value", exit_code=EXIT_USAGE) from None
+        if not 1 <= urgent_frt_s <= MAX_URGENT_FRT_S:
+            raise CliError("--urgent-frt: between 1s and 10m", code="invalid_value", exit_code=EXIT_USAGE)
         runner = Demo(
-            DemoOptions(data=data, port=port, pace=pace, stderr_log_level="warning" if headless else None)
+            DemoOptions(
+                data=data,
+                port=port,
+                pace=pace,
+                stderr_log_level="warning" if headless else None,
+                urgent_frt_s=urgent_frt_s,
+            )
         )
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -92,6 +115,10 @@ def register(app: typer.Typer) -> None:
                 signal.signal(sig, handler)
             runner.stop()
         cli.info("Demo stopped." + ("" if data is None else f" Its data stays in {runner.data_dir}."))
+        # Everything is stopped and closed. The interpreter's last garbage collections would walk
+        # every object the server, the console and their libraries made: a second or more after
+        # Ctrl+Q on a busy machine, for nothing. Frozen objects are left to the process's exit.
+        gc.freeze()
 
 
 def _announce(cli: Cli, info: DemoInfo) -> None:

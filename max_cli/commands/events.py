@@ -29,18 +29,20 @@ def tail(
 ) -> None:
     """Print events as they happen; reconnects (resuming after the last seq) when dropped.
 
+    A server that cannot be reached at the start is an error (exit 1), not a wait.
+
     With --json each line is one event envelope {id, seq, type, created_at, data}, flushed as
     it arrives; nothing else is printed on stdout.
 
     Example: max events tail --after 0 --json | jq .type
     """
-    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
     from websockets.sync.client import connect
 
     conn = cli.connection
     if not conn.token:
         cli.client()  # raises the usual "no API token" error
-    seen, last, backoff = 0, after, 0.5
+    seen, last, backoff, connected = 0, after, 0.5, False
     while True:
         try:
             with connect(
@@ -49,7 +51,7 @@ def tail(
                 open_timeout=10,
                 max_size=2**24,
             ) as socket:
-                backoff = 0.5
+                backoff, connected = 0.5, True
                 for raw in socket:
                     frame: dict[str, Any] = json.loads(raw)
                     if "control" in frame:
@@ -72,10 +74,14 @@ def tail(
             raise CliError(
                 f"the server refused the stream: HTTP {exc.response.status_code}", code="stream_refused"
             ) from None
-        except (ConnectionClosed, OSError, TimeoutError) as exc:
+        except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
             code = getattr(getattr(exc, "rcvd", None), "code", None)
             if code == 4401:
                 raise CliError("the token was revoked", exit_code=EXIT_AUTH, code="invalid_token") from None
+            if not connected:  # a wrong URL or a server that is down: say so, do not wait forever
+                raise CliError(
+                    f"cannot reach the MAX server at {conn.url}: {type(exc).__name__}", code="unreachable"
+                ) from None
             cli.info(f"connection lost ({type(exc).__name__}); reconnecting after seq {last}")
             time.sleep(backoff)
             backoff = min(backoff * 2, 15.0)

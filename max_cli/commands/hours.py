@@ -76,7 +76,7 @@ def show(
         result = client.get(_path(team))
         cli.emit(result, lambda: show_hours(cli, result))
         return
-    teams = [client.get(_path(t["slug"])) for t in client.get("/api/v1/teams")["teams"]]
+    teams = [client.get(_path(t["slug"])) for t in client.paginate("/api/v1/teams", "teams")]
 
     def human() -> None:
         for hours in teams:

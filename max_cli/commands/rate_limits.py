@@ -12,6 +12,7 @@ app = typer.Typer(help="Customer rate limits: who is held, and releasing them.",
 COLUMNS = [
     ("customer_id", "CUSTOMER"),
     ("customer_name", "NAME"),
+    ("kind", "KIND"),
     ("reason", "REASON"),
     ("until", "UNTIL"),
     ("held_count", "HELD"),
@@ -27,8 +28,10 @@ def blocks(
 
     Example: max rate-limits blocks --json
     """
-    result = cli.client().get("/api/v1/rate-limits/blocks", all=str(all_).lower())
-    cli.emit(result, lambda: cli.table(result["blocks"], COLUMNS, empty="Nobody is held."))
+    items = list(cli.client().paginate("/api/v1/rate-limits/blocks", "blocks", all=str(all_).lower()))
+    cli.emit(
+        {"blocks": items, "next_cursor": None}, lambda: cli.table(items, COLUMNS, empty="Nobody is held.")
+    )
 
 
 @command(app, "unblock")

@@ -93,14 +93,14 @@ def list_rules(cli: Cli) -> None:
 
     Example: max routing rules list
     """
-    result = cli.client().get("/api/v1/routing/rules")
+    items = list(cli.client().paginate("/api/v1/routing/rules", "rules"))
 
     def human() -> None:
-        rows = [dict(r) for r in result["rules"]]
+        rows = [dict(r) for r in items]
         _skill_text(rows)
         cli.table(rows, RULE_COLUMNS, empty="No rules: conversations go to their channel's default team.")
 
-    cli.emit(result, human)
+    cli.emit({"rules": items, "next_cursor": None}, human)
 
 
 @command(rules_app, "rm")

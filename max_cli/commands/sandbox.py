@@ -46,8 +46,10 @@ def run(
 ) -> None:
     """Serve the sandbox in the foreground until Ctrl-C or SIGTERM.
 
-    It prints the whatsapp.* settings that point MAX at it. Simulate a customer with
-    POST /_sandbox/customer-message; GET /_sandbox/requests lists what MAX sent.
+    It prints the whatsapp.* settings that point MAX at it. Play Meta's part with
+    POST /_sandbox/customer-message (a customer writes), /_sandbox/status (a sent message is
+    delivered, read or failed) and /_sandbox/template-status (a template is approved or
+    rejected); GET /_sandbox/sent and /_sandbox/requests list what MAX sent.
 
     Example: max sandbox run --port 8765 --app-secret s3cret
     """
@@ -91,6 +93,9 @@ def _announce(cli: Cli, sandbox: Sandbox) -> None:
     }
     control = {
         "customer_message": f"{sandbox.url}/_sandbox/customer-message",
+        "status": f"{sandbox.url}/_sandbox/status",
+        "template_status": f"{sandbox.url}/_sandbox/template-status",
+        "sent": f"{sandbox.url}/_sandbox/sent",
         "requests": f"{sandbox.url}/_sandbox/requests",
     }
     if cli.json:
@@ -112,7 +117,18 @@ def _announce(cli: Cli, sandbox: Sandbox) -> None:
         f"  curl -X POST {control['customer_message']} -H 'Content-Type: application/json' "
         f"-d '{json.dumps(example)}'"
     )
-    cli.line(f"What MAX sent:  curl {control['requests']}")
+    status = {"to_url": example["to_url"], "status": "read"}
+    cli.line("The latest message MAX sent is read (or delivered, failed; add wamid for another):")
+    cli.line(
+        f"  curl -X POST {control['status']} -H 'Content-Type: application/json' -d '{json.dumps(status)}'"
+    )
+    verdict = {"to_url": example["to_url"], "name": "order_shipped", "language": "es", "event": "APPROVED"}
+    cli.line("Meta approves (or REJECTED) a template MAX submitted:")
+    cli.line(
+        f"  curl -X POST {control['template_status']} -H 'Content-Type: application/json' "
+        f"-d '{json.dumps(verdict)}'"
+    )
+    cli.line(f"What MAX sent:  curl {control['sent']}   (every request: curl {control['requests']})")
     cli.line("")
     cli.line("Press Ctrl-C to stop.")
     sys.stdout.flush()

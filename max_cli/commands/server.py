@@ -124,4 +124,6 @@ def run(
     for key, value in server.model_dump().items():
         if key in ("host", "port", "log_format", "log_level"):
             os.environ[f"MAX_SERVER__{key.upper()}"] = str(value)
-    uvicorn.run("max_server.app:create_app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    from max_server.serve import run_workers  # uvicorn's supervisor, minding PROMETHEUS_MULTIPROC_DIR
+
+    run_workers("max_server.app:create_app_from_env", workers, factory=True, **common)

@@ -40,8 +40,11 @@ def list_skills(
 
     Example: max skills list ana@example.com --json
     """
-    result = cli.client().get("/api/v1/skills", user=user)
-    cli.emit(result, lambda: cli.table(result["skills"], COLUMNS, empty="No skills recorded."))
+    items = list(cli.client().paginate("/api/v1/skills", "skills", user=user))
+    cli.emit(
+        {"skills": items, "next_cursor": None},
+        lambda: cli.table(items, COLUMNS, empty="No skills recorded."),
+    )
 
 
 @command(app, "rm")

@@ -52,11 +52,11 @@ def list_teams(cli: Cli) -> None:
 
     Example: max teams list --json
     """
-    result = cli.client().get("/api/v1/teams")
+    teams = list(cli.client().paginate("/api/v1/teams", "teams"))
     cli.emit(
-        result,
+        {"teams": teams, "next_cursor": None},
         lambda: cli.table(
-            result["teams"],
+            teams,
             [
                 ("id", "ID"),
                 ("slug", "SLUG"),

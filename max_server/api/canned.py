@@ -95,7 +95,8 @@ def render_response(
     session: SessionDep, actor: AgentActor, response_id: int, body: CannedRender
 ) -> CannedRendered:
     """The text with its variables filled from the conversation and ``variables``; 422
-    ``missing_variables`` (``details.missing``) names those still without a value."""
+    ``missing_variables`` (``details.missing``) names those still without a value, 422
+    ``invalid_variable_value`` (``details.variables``) those given with ``{{`` or ``}}``."""
     conversation_id = _conversation_id(body.conversation_id) if body.conversation_id else None
     return canned.render(session, actor, response_id, conversation_id, body.variables)
 

@@ -20,7 +20,15 @@ from max_server.schemas import (
     ReplyCreate,
     TransferBody,
 )
-from max_server.services import conversation_actions, conversations, present, replies
+from max_server.schemas.customers import NUL_FREE
+from max_server.services import (
+    conversation_actions,
+    conversation_search,
+    conversations,
+    present,
+    replies,
+    resend,
+)
 from max_server.services import templates as template_service
 from max_server.services.pagination import cursor_int, encode_cursor
 from max_server.services.teams import find_team
@@ -47,11 +55,23 @@ def list_conversations(
     assignee: Annotated[str | None, Query(description="a user id, `me`, or `none`")] = None,
     channel: Literal["whatsapp", "chat_app"] | None = None,
     customer_id: int | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=conversation_search.MAX_QUERY,
+            pattern=NUL_FREE,
+            description="search: customer name, email, phone or WhatsApp number, `#number`, "
+            "subject, or text of a recent message (case-insensitive)",
+        ),
+    ] = None,
     cursor: str | None = None,
     limit: Limit = 50,
 ) -> ConversationList:
-    """Newest first. ``status=open`` (default) means queued or assigned."""
+    """Newest first. ``status=open`` (default) means queued or assigned; ``q`` searches."""
     team_id = find_team(session, team).id if team else None
+    by_id = assignee is not None and assignee.isascii() and assignee.isdecimal()
+    if assignee not in (None, "me", "none") and not by_id:
+        raise Unprocessable("assignee must be a user's id, `me` or `none`", code="invalid_assignee")
     assignee_id = (
         actor.user_id if assignee == "me" else (int(assignee) if assignee and assignee.isdecimal() else None)
     )
@@ -64,6 +84,7 @@ def list_conversations(
         unassigned=assignee == "none",
         channel=channel,
         customer_id=customer_id,
+        search=q,
         before_id=cursor_int(cursor),
         limit=limit,
     )
@@ -107,6 +128,20 @@ def reply(session: SessionDep, actor: AgentActor, conversation_id: int, body: Re
     else:
         raise Unprocessable("give `text` or `template`", code="empty_message")
     return present.message(session, message)
+
+
+@router.post(
+    "/{conversation_id}/messages/{message_id}/resend",
+    response_model=MessagePublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def resend_message(
+    session: SessionDep, actor: AgentActor, conversation_id: int, message_id: int
+) -> MessagePublic:
+    """Sends again an agent's message left ``failed`` or ``unknown``: a new message with the same
+    content (the original stays, flagged ``resent``; 409 ``already_resent`` the second time).
+    The reply rules apply: 409 ``whatsapp_window_closed`` for text outside the 24 h window."""
+    return present.message(session, resend.resend(session, actor, conversation_id, message_id))
 
 
 @router.post("/{conversation_id}/assign", response_model=ConversationPublic)

@@ -25,12 +25,10 @@ from max_server.schemas import (
     SuggestionList,
     TagList,
     TagsBody,
-    TicketPublic,
     TicketPut,
-    TransactionPublic,
     TransactionPut,
 )
-from max_server.schemas.customers import NUL_FREE
+from max_server.schemas.customers import NUL_FREE, TicketUpserted, TransactionUpserted
 from max_server.services import context, customer_feeds, customers, erasure, link_journal, links
 from max_server.services.pagination import cursor_int, encode_cursor
 
@@ -152,8 +150,9 @@ def customer_links(
 @router.get("/{customer_id}/link-suggestions", response_model=SuggestionList)
 def link_suggestions(session: SessionDep, actor: AgentActor, customer_id: CustomerId) -> SuggestionList:
     """Active customers sharing a normalised phone (legacy Mexican/Argentine mobile forms
-    included) or an email with this one, with the reasons."""
-    return SuggestionList(suggestions=customers.suggestions(session, actor, customer_id))
+    included) or an email with this one, with the reasons; at most
+    ``customers.MAX_SUGGESTIONS``, in one page (``next_cursor`` is null)."""
+    return SuggestionList(suggestions=customers.suggestions(session, actor, customer_id), next_cursor=None)
 
 
 @router.post("/{customer_id}/link", response_model=LinkPublic, status_code=status.HTTP_201_CREATED)
@@ -169,7 +168,7 @@ def link_customers(
     return link_journal.present_link(session, journal)
 
 
-@router.put("/{customer_id}/transactions/{external_id}", response_model=TransactionPublic)
+@router.put("/{customer_id}/transactions/{external_id}", response_model=TransactionUpserted)
 def put_transaction(
     session: SessionDep,
     actor: AdminActor,
@@ -177,15 +176,16 @@ def put_transaction(
     external_id: ExternalId,
     body: TransactionPut,
     response: Response,
-) -> TransactionPublic:
+) -> TransactionUpserted:
     """Creates (201) or updates (200) the transaction the other system knows as ``external_id``.
-    Idempotent: the same body twice changes nothing."""
-    row, created = customer_feeds.put_transaction(session, actor, customer_id, external_id, body)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return customer_feeds.present_transaction(row)
+    Idempotent: the same body twice changes nothing (``outcome`` says which happened)."""
+    row, outcome = customer_feeds.put_transaction(session, actor, customer_id, external_id, body)
+    response.status_code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
+    shown = customer_feeds.present_transaction(row)
+    return TransactionUpserted.model_validate({**shown.model_dump(), "outcome": outcome})
 
 
-@router.put("/{customer_id}/tickets/{external_id}", response_model=TicketPublic)
+@router.put("/{customer_id}/tickets/{external_id}", response_model=TicketUpserted)
 def put_ticket(
     session: SessionDep,
     actor: AdminActor,
@@ -193,12 +193,14 @@ def put_ticket(
     external_id: ExternalId,
     body: TicketPut,
     response: Response,
-) -> TicketPublic:
-    """Creates (201) or updates (200) the ticket ``external_id``; closed statuses (closed,
-    solved, resolved, done, cancelled) leave the context's open tickets."""
-    row, created = customer_feeds.put_ticket(session, actor, customer_id, external_id, body)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return customer_feeds.present_ticket(row)
+) -> TicketUpserted:
+    """Creates (201) or updates (200) the ticket ``external_id`` (``outcome``: created, updated
+    or unchanged); closed statuses (closed, solved, resolved, done, cancelled) leave the
+    context's open tickets."""
+    row, outcome = customer_feeds.put_ticket(session, actor, customer_id, external_id, body)
+    response.status_code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
+    shown = customer_feeds.present_ticket(row)
+    return TicketUpserted.model_validate({**shown.model_dump(), "outcome": outcome})
 
 
 @router.post("/{customer_id}/tags", response_model=TagList)

@@ -38,5 +38,7 @@ def read_job(session: SessionDep, actor: AdminActor, job_id: int) -> JobPublic:
 
 @router.post("/{job_id}/retry", response_model=JobPublic)
 def retry_job(session: SessionDep, actor: AdminActor, job_id: int) -> JobPublic:
-    """Runs a dead (or done) job again, with fresh attempts."""
+    """Runs a dead (or done) job again, with fresh attempts. 409 ``job_not_finished`` while it
+    is queued or running; 409 ``job_duplicate_active`` while another queued or running job holds
+    its dedupe key (that job does the same work)."""
     return JobPublic.model_validate(jobs.retry(session, actor, job_id))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
-from sqlmodel import col, select
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from max_server import clock
 from max_server.api.deps import AdminActor, AgentActor, SessionDep, SupervisorActor
-from max_server.models import Customer
 from max_server.schemas import (
     CustomerBlockList,
-    CustomerBlockPublic,
     RoutingDecisionList,
     RoutingDecisionPublic,
     RoutingRuleCreate,
@@ -23,15 +22,26 @@ from max_server.schemas import (
     SkillPublic,
     SkillsSet,
 )
-from max_server.services import rate_limits, routing, routing_rules
+from max_server.services import rate_limits, routing_decisions, routing_rules
 from max_server.services.conversations import get_visible
+from max_server.services.pagination import DEFAULT_LIMIT, MAX_LIMIT, cursor_int, encode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["routing"])
 
 
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+
 @router.get("/routing/rules", response_model=RoutingRuleList)
-def list_rules(session: SessionDep, actor: SupervisorActor) -> RoutingRuleList:
-    return RoutingRuleList(rules=routing_rules.present(session, routing_rules.list_rules(session)))
+def list_rules(
+    session: SessionDep, actor: SupervisorActor, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
+) -> RoutingRuleList:
+    """Rules in the order they are tried (paginated: ``cursor``/``limit``)."""
+    rows, after = routing_rules.rules_page(session, cursor_int(cursor, "position"), limit)
+    return RoutingRuleList(
+        rules=routing_rules.present(session, rows),
+        next_cursor=encode_cursor(position=after) if after is not None else None,
+    )
 
 
 @router.post("/routing/rules", response_model=RoutingRulePublic, status_code=status.HTTP_201_CREATED)
@@ -62,15 +72,26 @@ def test_rules(session: SessionDep, actor: SupervisorActor, body: RuleTest) -> R
 def explain(session: SessionDep, actor: AgentActor, conversation_id: int) -> RoutingDecisionList:
     """Every routing decision for a conversation: candidates, scores, the winner and why."""
     get_visible(session, actor, conversation_id)
-    rows = routing.decisions(session, conversation_id)
+    rows = routing_decisions.decisions(session, conversation_id)
     return RoutingDecisionList(
-        decisions=[RoutingDecisionPublic.model_validate(routing.explain(d)) for d in rows]
+        decisions=[RoutingDecisionPublic.model_validate(routing_decisions.explain(d)) for d in rows]
     )
 
 
 @router.get("/skills", response_model=SkillList)
-def list_skills(session: SessionDep, actor: AgentActor, user: str | None = None) -> SkillList:
-    return SkillList(skills=[SkillPublic.model_validate(s) for s in routing_rules.skills_of(session, user)])
+def list_skills(
+    session: SessionDep,
+    actor: AgentActor,
+    user: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> SkillList:
+    """Skills by user, then skill (paginated: ``cursor``/``limit``)."""
+    rows, last = routing_rules.skills_page(session, user, routing_rules.skills_cursor(cursor), limit)
+    return SkillList(
+        skills=[SkillPublic.model_validate(s) for s in rows],
+        next_cursor=encode_cursor(user_id=last[0], skill=last[1]) if last else None,
+    )
 
 
 @router.put("/users/{user}/skills", response_model=SkillList)
@@ -89,20 +110,21 @@ def remove_skill(session: SessionDep, actor: AdminActor, user: str, skill: str) 
 
 
 @router.get("/rate-limits/blocks", response_model=CustomerBlockList)
-def list_blocks(session: SessionDep, actor: SupervisorActor, all: bool = False) -> CustomerBlockList:
-    """Customers held by the rate limit now (``all=true``: also past blocks)."""
-    rows = rate_limits.blocks(session, clock.now(), include_past=all, actor=actor)
-    ids = {b.customer_id for b in rows}
-    names = (
-        dict(session.exec(select(Customer.id, Customer.name).where(col(Customer.id).in_(ids))).all())
-        if ids
-        else {}
+def list_blocks(
+    session: SessionDep,
+    actor: SupervisorActor,
+    all: bool = False,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> CustomerBlockList:
+    """Customers held by the rate limit now (``all=true``: also past blocks), newest first
+    (paginated: ``cursor``/``limit``)."""
+    rows, next_id = rate_limits.blocks(
+        session, clock.now(), include_past=all, actor=actor, before_id=cursor_int(cursor), limit=limit
     )
     return CustomerBlockList(
-        blocks=[
-            CustomerBlockPublic.model_validate({**b.model_dump(), "customer_name": names.get(b.customer_id)})
-            for b in rows
-        ]
+        blocks=rate_limits.present_blocks(session, rows),
+        next_cursor=encode_cursor(id=next_id) if next_id else None,
     )
 
 

@@ -71,8 +71,8 @@ def report(
 ) -> SlaReport | SlaReportList:
     """Compliance per metric (met ÷ (met + breached) for deadlines in the period) against the
     team's target, per priority, then the violations. One team: the report; none: every team's,
-    as ``{"reports": [...]}``."""
-    found = sla_report.reports(session, team, days, clock.now())
+    as ``{"reports": [...]}``. Supervisors report on their own teams (another team is 404)."""
+    found = sla_report.reports(session, actor, team, days, clock.now())
     return found[0] if team else SlaReportList(reports=found)
 
 
@@ -85,10 +85,10 @@ def list_violations(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SlaViolationList:
-    """Newest first."""
+    """Newest first; a supervisor's list holds their teams' violations only."""
     if since is not None and since.tzinfo is None:
         raise Unprocessable("give `since` with its UTC offset", code="naive_time")
     rows, next_id = sla_report.list_violations(
-        session, team_ref=team, since=since, before_id=cursor_int(cursor), limit=limit
+        session, actor, team_ref=team, since=since, before_id=cursor_int(cursor), limit=limit
     )
     return SlaViolationList(violations=rows, next_cursor=encode_cursor(id=next_id) if next_id else None)

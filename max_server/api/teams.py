@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from max_server.api.deps import AdminActor, AgentActor, SessionDep
 from max_server.schemas import TeamCreate, TeamList, TeamMemberPublic, TeamMemberSet, TeamPublic, TeamUpdate
 from max_server.services import present, teams
+from max_server.services.pagination import decode_cursor, encode_cursor
 from max_server.services.users import find_user
 
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
@@ -20,8 +23,20 @@ def _detail(session: SessionDep, team_id: int) -> TeamPublic:
 
 
 @router.get("", response_model=TeamList)
-def list_teams(session: SessionDep, actor: AgentActor) -> TeamList:
-    return TeamList(teams=[present.team(t, n) for t, n in teams.list_teams(session)])
+def list_teams(
+    session: SessionDep,
+    actor: AgentActor,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TeamList:
+    """Teams by slug, a page at a time (``next_cursor``)."""
+    after = decode_cursor(cursor).get("slug")
+    after_slug = str(after) if after is not None else None
+    rows, next_slug = teams.list_teams(session, after_slug=after_slug, limit=limit)
+    return TeamList(
+        teams=[present.team(t, n) for t, n in rows],
+        next_cursor=encode_cursor(slug=next_slug) if next_slug else None,
+    )
 
 
 @router.post("", response_model=TeamPublic, status_code=status.HTTP_201_CREATED)

@@ -105,10 +105,11 @@ def _http(timeout: float) -> httpx.Client:
 @handler("chat_app.send", RetryPolicy(max_attempts=8, base_delay=5, max_delay=900))
 def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Posts an agent's reply to the app's callback URL. Retrying is safe: the app dedupes on
-    ``Idempotency-Key``, so nothing here ends ``unknown``."""
+    ``Idempotency-Key``, so nothing here ends ``unknown``; a message found ``sending`` (a worker
+    lost mid-call) is simply posted again with the same key."""
     message_id = int(payload["message_id"])
     settings = ctx.settings
-    outgoing = outbound.begin(ctx.db, message_id)
+    outgoing = outbound.begin(ctx.db, message_id, resend_in_flight=True)
     if outgoing is None:
         return None
     if not settings.chat_app.callback_url:

@@ -38,6 +38,7 @@ class DemoOptions:
     port: int = 0  # 0: any free port
     pace: float = DEFAULT_PACE
     stderr_log_level: str | None = None  # None: log to the file only (the console owns the terminal)
+    urgent_frt_s: int = seed.SHORT_FRT_S  # the urgent customer's first-response target (it breaches)
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,9 @@ class Demo:
             for template in seed.stored_templates(db):  # this run's sandbox starts empty
                 answer = json.loads(bytes(sandbox.template_store.create(template).body))
                 sandbox.template_store.set_status(str(answer["id"]), "APPROVED")
-            seeded = seed.refresh(db, settings, receiver.events_url)
+            seeded = seed.refresh(db, settings, receiver.events_url, self.options.urgent_frt_s)
         else:
-            seeded = seed.seed(db, settings, receiver.events_url)
+            seeded = seed.seed(db, settings, receiver.events_url, self.options.urgent_frt_s)
         receiver.events_secret = seeded.webhook_secret
 
         from max_server.app import create_app  # FastAPI and the routers load only when needed

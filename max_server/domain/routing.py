@@ -82,7 +82,7 @@ class Candidate:
 @dataclass
 class Choice:
     winner: Candidate | None
-    strategy: str  # capacity | skills | skills_relaxed | waiting_for_skills | no_agent
+    strategy: str  # capacity | skills | skills_relaxed | waiting_for_skills | no_agent_available
     reason: str
     scored: list[dict[str, Any]]
 
@@ -135,21 +135,27 @@ def choose(candidates: list[Candidate], required: list[dict[str, Any]], *, may_r
         if eligible:
             best = min(eligible, key=lambda c: (-skill_score(c, required), c.load_ratio, _idle_key(c)))
             return Choice(best, "skills", _why_skills(best, required, len(eligible)), scored)
-        if not may_relax:
-            qualified = [c for c in candidates if qualifies(c, required)]
-            reason = (
-                "every agent with the required skills is at capacity"
-                if qualified
-                else "no online agent has all the required skills"
-            )
-            return Choice(None, "waiting_for_skills", reason, scored)
-    if not with_room:
-        reason = "no online agent with room" if candidates else "no online agent in the team"
-        return Choice(None, "no_agent", reason, scored)
+    if (required and not may_relax) or not with_room:
+        return Choice(None, *waiting_reason(candidates, required, may_relax=may_relax), scored)
     best = min(with_room, key=lambda c: (c.load_ratio, _idle_key(c)))
     strategy = "skills_relaxed" if required else "capacity"
     prefix = "no agent with all the skills had room in time; " if required else ""
     return Choice(best, strategy, prefix + _why_capacity(best, len(with_room)), scored)
+
+
+def waiting_reason(
+    candidates: list[Candidate], required: list[dict[str, Any]], *, may_relax: bool
+) -> tuple[str, str]:
+    """Why a conversation waits (strategy, reason) when :func:`choose` finds nobody; cheap (no
+    scoring), so a pass can tell whether the reason changed before recording it."""
+    with_room = [c for c in candidates if c.has_room]
+    if required and not may_relax and not any(qualifies(c, required) for c in with_room):
+        if any(qualifies(c, required) for c in candidates):
+            return "waiting_for_skills", "every agent with the required skills is at capacity"
+        return "waiting_for_skills", "no online agent has all the required skills"
+    if not candidates:
+        return "no_agent_available", "no online agent in the team"
+    return "no_agent_available", "no online agent with room"
 
 
 def _why_skills(best: Candidate, required: list[dict[str, Any]], eligible: int) -> str:

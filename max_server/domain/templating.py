@@ -4,6 +4,10 @@ A value that is missing, empty or only whitespace takes the fallback; without a 
 variable is *missing*, and strict rendering refuses (so a literal ``{{…}}`` never reaches a
 customer). Braces that do not form a variable (``{{``, ``}}`` left over) are a template error,
 reported when the template is saved rather than when it is sent.
+
+Values never carry braces to the customer: :func:`render` neutralises what it inserts (a
+WhatsApp profile name is the customer's to choose), and values an agent types are checked first
+(:func:`check_given`) so a mistake is refused rather than silently changed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ CONTEXT_VARIABLES = (
     "conversation_number",
 )
 
+# Runs that hold "{{" or "}}", and a brace at either end (it could pair with the template's own
+# brace beside the variable: "a{{{name}}" is "a{" followed by the variable).
+_BRACES = re.compile(r"[{}]{2,}|^[{}]|[{}]$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*(?:\|([^{}]*))?\}\}")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -37,6 +44,14 @@ class MissingVariables(ValueError):
 
     def __init__(self, names: list[str]) -> None:
         super().__init__("missing variables: " + ", ".join(names))
+        self.names = names
+
+
+class InvalidValues(ValueError):
+    """Values given for variables contain ``{{`` or ``}}``."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__("values with {{ or }}: " + ", ".join(names))
         self.names = names
 
 
@@ -100,12 +115,40 @@ def is_variable_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+def neutralise(value: str) -> str:
+    """``value`` without the braces that could read as a variable, or form one with the text
+    around it ("{{x}}" → "x", "{x" → "x"); a single brace inside stays ("a {b} c")."""
+    while True:  # removing one run can leave a brace at an end
+        cleaned = _BRACES.sub("", value)
+        if cleaned == value:
+            return cleaned
+        value = cleaned
+
+
+def check_given(values: Mapping[str, str | None]) -> None:
+    """Raises :class:`InvalidValues` naming the values (typed by an agent) that hold ``{{`` or
+    ``}}``, in the order given."""
+    bad = [name for name, value in values.items() if value is not None and ("{{" in value or "}}" in value)]
+    if bad:
+        raise InvalidValues(bad)
+
+
 def _value(values: Mapping[str, str | None], name: str) -> str | None:
     value = values.get(name)
     if value is None:
         return None
-    text = str(value)
+    text = neutralise(str(value))
     return text if text.strip() else None
+
+
+def filled(template: str, values: Mapping[str, str | None]) -> dict[str, str]:
+    """What each variable of ``template`` becomes: its neutralised value, or its fallback (or
+    empty text when it has neither)."""
+    used: dict[str, str] = {}
+    for placeholder in placeholders(template):
+        value = _value(values, placeholder.name)
+        used[placeholder.name] = value if value is not None else (placeholder.fallback or "")
+    return used
 
 
 def missing(template: str, values: Mapping[str, str | None]) -> list[str]:
@@ -118,8 +161,9 @@ def missing(template: str, values: Mapping[str, str | None]) -> list[str]:
 
 
 def render(template: str, values: Mapping[str, str | None], *, strict: bool = True) -> str:
-    """Fills ``template``. Strict: raises :class:`MissingVariables` naming every variable with
-    no value and no fallback. Lenient (automatic messages): those become empty text."""
+    """Fills ``template`` with neutralised values. Strict: raises :class:`MissingVariables`
+    naming every variable with no value and no fallback. Lenient (automatic messages): those
+    become empty text."""
     parts: list[str] = []
     position = 0
     absent: dict[str, None] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm.attributes import get_history
 from sqlmodel import Session
 
 from max_server.jobs import queue
@@ -37,20 +38,32 @@ def route_new_message(session: Session, stored: inbound.Ingested, settings: Sett
     if rate_limits.FLAG in stored.message.flags:
         return  # held: supervisors decide
     conversation = stored.conversation
-    released = rate_limits.release_if_clear(session, stored)
-    if stored.conversation_created or stored.reopened or released or conversation.status == "queued":
+    if rate_limits.release_if_clear(session, stored, now):
+        return  # its change (``rate_limited``) runs the team's assignment
+    if stored.conversation_created or stored.reopened or conversation.status == "queued":
         enqueue_assign(session, conversation.team_id)
 
 
-@conversation_rows.on_change(order=90)
+@conversation_rows.on_change(order=10)  # before any hook's query flushes the previous assignee away
 def follow_changes(
     session: Session, conversation: Conversation, fields: frozenset[str], now: datetime
 ) -> None:
-    """Something entered a queue or an agent freed a slot: run the team's assignment."""
+    """Something entered a queue or an agent freed a slot: run the assignment of the
+    conversation's team and of every team the freed agent belongs to (their slot serves all)."""
     if session.info.get(_ROUTER) or "created" in fields:
         return  # the router's own assignments; new conversations are routed after triage
-    if fields & {"status", "assignee_id", "team_id", "closed_at"}:
-        enqueue_assign(session, conversation.team_id)
+    if not fields & {"status", "assignee_id", "team_id", "closed_at", "rate_limited"}:
+        return
+    freed: set[int | None] = set()
+    if "assignee_id" in fields:
+        freed.update(get_history(conversation, "assignee_id").deleted or ())
+    if conversation.status == "closed" and fields & {"status", "closed_at"}:
+        freed.add(conversation.assignee_id)
+    teams = {conversation.team_id}
+    for user_id in sorted(u for u in freed if u is not None):
+        teams.update(routing.teams_of(session, user_id))
+    for team_id in sorted(t for t in teams if t is not None):
+        enqueue_assign(session, team_id)
 
 
 @presence.on_presence_change

@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, text, update
+from sqlalchemy import delete, exists, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from max_server import wakeup
 from max_server.db import dialect_insert, is_postgres
+from max_server.errors import Conflict
 from max_server.models import Job
 
 ACTIVE = ("queued", "running")
@@ -72,8 +74,9 @@ def _python_now() -> datetime:
 
 
 def claim(session: Session, worker_id: str, now: datetime, lease_seconds: float, limit: int = 1) -> list[Job]:
-    """Takes up to ``limit`` due jobs for ``worker_id``. Jobs sharing an ``ordering_key`` run
-    one at a time, in id order. The caller commits."""
+    """Takes up to ``limit`` due jobs for ``worker_id``, the longest due first (a job without
+    ``run_at`` is due since it was created). Jobs sharing an ``ordering_key`` run one at a time,
+    in id order. The caller commits."""
     q = _J.alias("q")
     earlier = _J.alias("earlier")
     blocked = exists().where(
@@ -88,7 +91,9 @@ def claim(session: Session, worker_id: str, now: datetime, lease_seconds: float,
             or_(q.c.run_at.is_(None), q.c.run_at <= now),
             or_(q.c.ordering_key.is_(None), ~blocked),
         )
-        .order_by(q.c.run_at.asc().nulls_first(), q.c.id)
+        # By due time: a retry or a scheduled job that came due waits behind only what was due
+        # before it, never behind every new job (run_at NULL, "now") that keeps arriving.
+        .order_by(func.coalesce(q.c.run_at, q.c.created_at), q.c.id)
         .limit(limit)
     )
     if is_postgres(session):
@@ -215,12 +220,37 @@ def extend_leases(
 
 
 def retry_now(session: Session, job_id: int) -> Job | None:
-    """Puts a dead (or done) job back in the queue with fresh attempts."""
-    session.execute(
-        update(_J)
-        .where(_J.c.id == job_id, _J.c.state.in_(("dead", "done")))
-        .values(state="queued", run_at=None, attempts=0, finished_at=None, locked_by=None, locked_until=None)
-    )
+    """Puts a dead (or done) job back in the queue with fresh attempts.
+
+    Raises :class:`Conflict` (``job_duplicate_active``) when a queued or running job holds the
+    same ``dedupe_key``: that job does the same work, and two may not be active at once."""
+    try:
+        with session.begin_nested():  # the unique index decides, also against a concurrent enqueue
+            session.execute(
+                update(_J)
+                .where(_J.c.id == job_id, _J.c.state.in_(("dead", "done")))
+                .values(
+                    state="queued",
+                    run_at=None,
+                    attempts=0,
+                    finished_at=None,
+                    locked_by=None,
+                    locked_until=None,
+                )
+            )
+    except IntegrityError:
+        job = session.get(Job, job_id)
+        key = job.dedupe_key if job else None
+        holder = session.execute(
+            select(_J.c.id, _J.c.state).where(_J.c.dedupe_key == key, _J.c.state.in_(ACTIVE))
+        ).first()
+        active = f"job {holder.id} ({holder.state})" if holder else "another queued or running job"
+        raise Conflict(
+            f"job {job_id} cannot run again now: {active} holds its dedupe key {key!r}; "
+            "retry it after that job finishes",
+            code="job_duplicate_active",
+            details={"dedupe_key": key, "active_job_id": str(holder.id) if holder else None},
+        ) from None
     wakeup.request(session, "jobs")
     return session.get(Job, job_id)
 

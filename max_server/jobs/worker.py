@@ -57,7 +57,9 @@ class Worker:
         self.poll = poll_interval or settings.jobs.poll_interval
         self.batch = settings.jobs.claim_batch
         self._stop = threading.Event()
-        self._wake = SIGNALS.subscribe("jobs")
+        # One wake-up flag per thread: with a shared one, a thread clearing it could swallow the
+        # wake-up (or the stop) meant for a thread that was busy and is only now going to sleep.
+        self._wakes: list[threading.Event] = []
         self._threads: list[threading.Thread] = []
         self._running: dict[int, str] = {}  # job id -> thread name
         self._running_lock = threading.Lock()
@@ -67,7 +69,9 @@ class Worker:
     # Lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         for n in range(self.concurrency):
-            thread = threading.Thread(target=self._loop, name=f"max-worker-{n}", daemon=True)
+            wake = SIGNALS.subscribe("jobs")
+            self._wakes.append(wake)
+            thread = threading.Thread(target=self._loop, args=(wake,), name=f"max-worker-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
         heartbeat = threading.Thread(target=self._heartbeat, name="max-worker-heartbeat", daemon=True)
@@ -76,11 +80,13 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._wake.set()
+        for wake in self._wakes:
+            wake.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        SIGNALS.unsubscribe("jobs", self._wake)
+        for wake in self._wakes:
+            SIGNALS.unsubscribe("jobs", wake)
 
     # One step, also used directly by tests ------------------------------------------------
     def run_once(self, limit: int = 1) -> int:
@@ -100,22 +106,34 @@ class Worker:
         return total
 
     # Internals ----------------------------------------------------------------------------
-    def _loop(self) -> None:
+    def _loop(self, wake: threading.Event) -> None:
+        """Never ends before ``stop``: a thread that died would leave its share of the queue
+        to the slow poll of other processes, or (one process on SQLite) to nobody."""
         backoff = 0.5
         while not self._stop.is_set():
             try:
                 jobs = self._claim(self.batch)
                 backoff = 0.5
-            except SQLAlchemyError as exc:
-                log.warning("cannot claim jobs (%s); retrying in %.1fs", type(exc).__name__, backoff)
+            except Exception as exc:
+                if isinstance(exc, SQLAlchemyError):  # its text may carry row data: the type only
+                    log.warning("cannot claim jobs (%s); retrying in %.1fs", type(exc).__name__, backoff)
+                else:
+                    log.exception("cannot claim jobs; retrying in %.1fs", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 15.0)
                 continue
             if not jobs:
-                self._wake.wait(self.poll)
-                self._wake.clear()
+                wake.wait(self.poll)
+                wake.clear()
                 continue
-            self._run_all(jobs)
+            try:
+                self._run_all(jobs)
+            except Exception:
+                # Whatever was not recorded stops being extended: its lease lapses, and the job
+                # runs again (handlers are idempotent).
+                log.exception("running %d claimed job(s) failed; their leases will lapse", len(jobs))
+                self._forget(jobs)
+                self._stop.wait(backoff)
 
     def _claim(self, limit: int) -> list[Job]:
         with self.db.session() as session:
@@ -262,3 +280,5 @@ class Worker:
                     session.commit()
             except SQLAlchemyError as exc:
                 log.warning("cannot extend leases (%s)", type(exc).__name__)
+            except Exception:  # the heartbeat must outlive any one failure
+                log.exception("cannot extend leases")

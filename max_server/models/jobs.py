@@ -25,10 +25,10 @@ class Job(SQLModel, table=True):
             postgresql_where=text("state IN ('queued', 'running')"),
             sqlite_where=text("state IN ('queued', 'running')"),
         ),
-        # The claim query: queued jobs by due time.
+        # The claim query: queued jobs by due time (a job without run_at is due since created).
         Index(
-            "ix_jobs_queued_run_at",
-            "run_at",
+            "ix_jobs_queued_due",
+            text("coalesce(run_at, created_at)"),
             "id",
             postgresql_where=text("state = 'queued'"),
             sqlite_where=text("state = 'queued'"),
@@ -101,6 +101,7 @@ class Event(SQLModel, table=True):
     seq: int | None = Field(default=None, sa_type=BigId)
     type: str = Field(max_length=64)
     data: dict[str, Any] = json_field(dict)
-    # Who may receive it: {"teams": [...], "users": [...], "all": bool}; admins always may.
+    # Who may receive it: {"teams": [...], "users": [...], "all": bool}; admins always may,
+    # except when "private" is set (a person's notifications): then only the listed users.
     audience: dict[str, Any] = json_field(dict)
     created_at: datetime = created_at_field()

@@ -71,8 +71,10 @@ class RateEvent(SQLModel, table=True):
 
 
 class CustomerBlock(SQLModel, table=True):
-    """A customer over a rate limit: their messages are stored, flagged and not routed until
-    ``until``."""
+    """A customer over a rate limit: their messages written (customer time) from ``starts_at``
+    until ``until`` are stored, flagged and not routed. ``kind = "flag_only"`` (when
+    ``rate_limits.block_minutes`` is 0) holds nothing by itself: it spans the window that tripped
+    so supervisors are notified once per window."""
 
     __tablename__ = "customer_blocks"
     __table_args__ = (
@@ -87,7 +89,11 @@ class CustomerBlock(SQLModel, table=True):
 
     id: int | None = id_field()
     customer_id: int = fk("customers.id", index=False)
-    kind: str = Field(max_length=16)
+    # The conversation whose message tripped the limit (the notification opens it).
+    conversation_id: int | None = fk("conversations.id", nullable=True, ondelete="SET NULL", index=False)
+    kind: str = Field(max_length=16)  # messages (a block) | flag_only
+    # Customer time of the first held message: a message written before it is not held by it.
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     until: datetime = Field(sa_type=UTCDateTime, nullable=False)
     reason: str = Field(default="")
     notified: bool = Field(default=False)

@@ -315,6 +315,14 @@ class DefaultTeamSet(Input):
     team: str | None = None
 
 
+class ChannelAccountUpdate(Input):
+    """Fields left out stay as they are; "" clears waba_id or display_number."""
+
+    name: str | None = Field(None, max_length=200)
+    waba_id: str | None = Field(None, max_length=64)
+    display_number: str | None = Field(None, max_length=32)
+
+
 # Notifications, events, jobs ------------------------------------------------------------
 class NotificationPublic(Wire):
     id: Id

@@ -106,6 +106,7 @@ class LinkSuggestion(Wire):
 
 class SuggestionList(Wire):
     suggestions: list[LinkSuggestion]
+    next_cursor: str | None = Field(None, description="always null: the suggestions fit in one page")
 
 
 # The context document (the seed's section 10) ---------------------------------------------
@@ -198,6 +199,14 @@ class TransactionPublic(Wire):
     updated_at: datetime
 
 
+UpsertOutcome = Literal["created", "updated", "unchanged"]
+_OUTCOME = "created (201), updated or unchanged (200): the same body again changes nothing"
+
+
+class TransactionUpserted(TransactionPublic):
+    outcome: UpsertOutcome = Field(description=_OUTCOME)
+
+
 class TicketPut(Input):
     subject: Text = Field(min_length=1, max_length=300)
     status: Text = Field(min_length=1, max_length=32)
@@ -212,6 +221,10 @@ class TicketPublic(Wire):
     url: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class TicketUpserted(TicketPublic):
+    outcome: UpsertOutcome = Field(description=_OUTCOME)
 
 
 class TagsBody(Input):

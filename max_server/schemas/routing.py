@@ -96,8 +96,11 @@ class CustomerBlockPublic(Wire):
     id: Id
     customer_id: Id
     customer_name: str | None = None
-    kind: str
+    conversation_id: Id | None = Field(None, description="the conversation whose message tripped the limit")
+    conversation_number: int | None = None
+    kind: str = Field(description="`messages`: a block; `flag_only`: over the limit, nothing blocked")
     reason: str
+    starts_at: datetime = Field(description="customer time of the first held message")
     until: datetime
     held_count: int
     notified: bool

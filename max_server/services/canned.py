@@ -266,6 +266,14 @@ def _render(
 ) -> CannedRendered:
     conversation = get_visible_conversation(session, actor, conversation_id) if conversation_id else None
     agent = session.get(User, actor.user_id) if actor.user_id is not None else None
+    try:
+        templating.check_given(given)
+    except templating.InvalidValues as exc:
+        raise Unprocessable(
+            f"remove {{{{ and }}}} from the value of {', '.join(exc.names)}",
+            code="invalid_variable_value",
+            details={"variables": exc.names},
+        ) from None
     values = {**context_values(session, conversation, agent), **given}  # what the agent types wins
     try:
         text = templating.render(row.content, values)
@@ -277,11 +285,7 @@ def _render(
         ) from None
     except templating.TemplateError as exc:
         raise Unprocessable(str(exc), code="invalid_template") from None
-    used = {}
-    for placeholder in templating.placeholders(row.content):
-        value = values.get(placeholder.name)
-        used[placeholder.name] = value if value and value.strip() else (placeholder.fallback or "")
-    return CannedRendered(text=text, variables=used)
+    return CannedRendered(text=text, variables=templating.filled(row.content, values))
 
 
 def render(

@@ -7,9 +7,10 @@ from sqlmodel import Session, col, select
 
 from max_server.access import Actor
 from max_server.db import dialect_insert
-from max_server.errors import Conflict, Forbidden, not_found
+from max_server.errors import Conflict, Forbidden, Unprocessable, not_found
 from max_server.models import ChannelAccount
 from max_server.services import audit
+from max_server.services.pagination import clamp_limit
 from max_server.services.teams import find_team
 from max_server.settings import Settings
 
@@ -73,8 +74,18 @@ def _now():
     return clock.now()
 
 
-def list_accounts(session: Session) -> list[ChannelAccount]:
-    return list(session.exec(select(ChannelAccount).order_by(col(ChannelAccount.id))))
+def list_accounts(
+    session: Session, *, after_id: int | None = None, limit: int | None = None
+) -> tuple[list[ChannelAccount], int | None]:
+    """Oldest first; returns the page and the id to continue after (or None)."""
+    size = clamp_limit(limit)
+    query = select(ChannelAccount)
+    if after_id is not None:
+        query = query.where(col(ChannelAccount.id) > after_id)
+    rows = list(session.exec(query.order_by(col(ChannelAccount.id)).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].id if more and rows else None)
 
 
 def find_account(session: Session, ref: str) -> ChannelAccount:
@@ -114,12 +125,46 @@ def add_whatsapp(
     except IntegrityError:
         session.rollback()
         raise Conflict(
-            f"WhatsApp number {phone_number_id} is already a channel", code="channel_exists"
+            f"WhatsApp number {phone_number_id} is already a channel (MAX adds a number when its "
+            f"first webhook arrives); change it with `max channels update {phone_number_id}`",
+            code="channel_exists",
         ) from None
     audit.record(
         session, actor, "channel.created", "channel_account", account.id, {"phone_number_id": phone_number_id}
     )
     session.commit()
+    return account
+
+
+def update(
+    session: Session,
+    actor: Actor,
+    ref: str,
+    *,
+    name: str | None = None,
+    waba_id: str | None = None,
+    display_number: str | None = None,
+) -> ChannelAccount:
+    """Changes what an admin knows about a number (e.g. one MAX added from its first webhook,
+    which only told it the phone_number_id). Fields left None stay; "" clears waba_id and
+    display_number."""
+    if not actor.is_admin:
+        raise Forbidden("only admins manage channels")
+    account = find_account(session, ref)
+    changes: dict[str, dict[str, str | None]] = {}
+    for field, value in (("name", name), ("waba_id", waba_id), ("display_number", display_number)):
+        if value is None:
+            continue
+        new = value.strip() or None
+        if field == "name" and new is None:
+            raise Unprocessable("a channel's name cannot be empty", code="invalid_name")
+        if getattr(account, field) != new:
+            changes[field] = {"from": getattr(account, field), "to": new}
+            setattr(account, field, new)
+    if changes:
+        session.add(account)
+        audit.record(session, actor, "channel.updated", "channel_account", account.id, changes)
+        session.commit()
     return account
 
 

@@ -93,9 +93,13 @@ def open_new(
 
 
 def reopen(session: Session, conversation: Conversation, at: datetime, now: datetime) -> bool:
-    """Reopens a closed conversation as a new cycle. False if another is open meanwhile."""
+    """Reopens a closed conversation as a new cycle. False if another is open meanwhile. An
+    escalation belonged to the cycle it happened in: the new cycle gets back the priority the
+    conversation had before it (unless someone chose another one since)."""
+    restored = _priority_before_escalation(session, conversation)
     savepoint = session.begin_nested()
     try:
+        conversation.priority = restored
         conversation.status = "assigned" if conversation.assignee_id else "queued"
         conversation.cycle += 1
         conversation.cycle_started_at = at
@@ -117,6 +121,17 @@ def reopen(session: Session, conversation: Conversation, at: datetime, now: date
         session.refresh(conversation)
         return False
     return True
+
+
+def _priority_before_escalation(session: Session, conversation: Conversation) -> str:
+    if conversation.escalated_at is None or conversation.priority != "urgent":
+        return conversation.priority
+    # The SLA service records the priority each breach happened under (an escalation always
+    # follows a breach); it registers its hooks on this module, hence the late import.
+    from max_server.services.sla import governing_priorities
+
+    assert conversation.id is not None
+    return governing_priorities(session, [conversation])[conversation.id]
 
 
 def audience(
@@ -151,7 +166,17 @@ def emit(
 ChangeHook = Callable[[Session, Conversation, frozenset[str], datetime], None]
 _change_hooks: list[tuple[int, str, ChangeHook]] = []
 TRACKED = frozenset(
-    {"created", "team_id", "priority", "status", "assignee_id", "cycle", "first_response_at", "closed_at"}
+    {
+        "created",
+        "team_id",
+        "priority",
+        "status",
+        "assignee_id",
+        "cycle",
+        "first_response_at",
+        "closed_at",
+        "rate_limited",  # released from the customer rate limit (SLA clocks start, routing runs)
+    }
 )
 
 

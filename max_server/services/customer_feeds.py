@@ -18,6 +18,7 @@ from max_server.db import dialect_insert
 from max_server.errors import Conflict, Unprocessable, not_found
 from max_server.models import Customer, CustomerTag, Ticket, Transaction
 from max_server.schemas import TicketPublic, TicketPut, TransactionPublic, TransactionPut
+from max_server.schemas.customers import UpsertOutcome
 from max_server.services import audit, events
 from max_server.services.customers import follow, get_visible
 from max_server.services.link_journal import audience
@@ -122,9 +123,10 @@ def _upsert(
     customer: Customer,
     external_id: str,
     fields: dict[str, Any],
-) -> tuple[Any, bool]:
+) -> tuple[Any, UpsertOutcome]:
     """Insert-or-update keyed by ``external_id``; concurrent first PUTs of the same id both end
-    on one row (the unique key settles it). Returns (row, created)."""
+    on one row (the unique key settles it). Returns the row and whether it was created, updated
+    or left unchanged (the same body again touches nothing, not even ``updated_at``)."""
     table = model.__table__  # type: ignore[union-attr]
     now = clock.now()
     inserted = session.execute(
@@ -149,13 +151,15 @@ def _upsert(
             row.updated_at = now
             session.add(row)
     session.commit()
-    return row, inserted is not None
+    if inserted is not None:
+        return row, "created"
+    return row, "updated" if changed else "unchanged"
 
 
 def put_transaction(
     session: Session, actor: Actor, customer_id: int, external_id: str, body: TransactionPut
-) -> tuple[Transaction, bool]:
-    """Creates or updates the transaction ``external_id``; returns it and whether it was new."""
+) -> tuple[Transaction, UpsertOutcome]:
+    """Creates or updates the transaction ``external_id``; returns it and what happened."""
     customer = _target(session, customer_id)
     amount_minor = (
         body.amount_minor
@@ -174,8 +178,8 @@ def put_transaction(
 
 def put_ticket(
     session: Session, actor: Actor, customer_id: int, external_id: str, body: TicketPut
-) -> tuple[Ticket, bool]:
-    """Creates or updates the ticket ``external_id``; returns it and whether it was new."""
+) -> tuple[Ticket, UpsertOutcome]:
+    """Creates or updates the ticket ``external_id``; returns it and what happened."""
     customer = _target(session, customer_id)
     fields = {"subject": body.subject, "status": body.status, "url": body.url}
     return _upsert(session, Ticket, customer, external_id, fields)

@@ -21,6 +21,7 @@ from max_server.schemas import CustomerPublic, IdentityPublic, LinkSuggestion, S
 from max_server.services.pagination import clamp_limit
 
 MAX_CHAIN = 32  # links are refused when they would form a cycle; this only guards bad data
+MAX_SUGGESTIONS = 50  # one page: a number shared by more people than this is no sign of one person
 
 
 def escape_like(text: str) -> str:
@@ -104,6 +105,34 @@ def _phone_keys(query: str) -> set[str]:
     return phone_match_keys(e164)
 
 
+def matching(text: str) -> ColumnElement[bool]:
+    """SQL: the customer's name, email, phone (normalised: any written form, and Mexico's and
+    Argentina's legacy mobile forms) or one of its channel identities matches ``text``
+    (case-insensitive; also used by the conversation search)."""
+    pattern = f"%{escape_like(text.lower())}%"
+    identity_match = [
+        func.lower(CustomerIdentity.external_id).like(pattern, escape="\\"),
+        func.lower(CustomerIdentity.display_name).like(pattern, escape="\\"),
+    ]
+    matches: list[ColumnElement[bool]] = [
+        func.lower(Customer.name).like(pattern, escape="\\"),
+        func.lower(Customer.email).like(pattern, escape="\\"),
+    ]
+    if looks_like_phone(text):
+        keys = _phone_keys(text)
+        digits = digits_of(text)
+        matches += [
+            col(Customer.phone_e164).in_(keys),
+            col(Customer.phone_e164).like(f"%{digits}%"),
+        ]
+        identity_match += [
+            col(CustomerIdentity.external_id).in_({k.lstrip("+") for k in keys} | keys),
+            col(CustomerIdentity.external_id).like(f"%{digits}%"),
+        ]
+    matches.append(exists().where(col(CustomerIdentity.customer_id) == Customer.id, or_(*identity_match)))
+    return or_(*matches)
+
+
 def search(
     session: Session,
     actor: Actor,
@@ -122,28 +151,7 @@ def search(
         query = query.where(col(Customer.is_active).is_(True))
     text = (q or "").strip()
     if text:
-        pattern = f"%{escape_like(text.lower())}%"
-        identity_match = [
-            func.lower(CustomerIdentity.external_id).like(pattern, escape="\\"),
-            func.lower(CustomerIdentity.display_name).like(pattern, escape="\\"),
-        ]
-        matches: list[ColumnElement[bool]] = [
-            func.lower(Customer.name).like(pattern, escape="\\"),
-            func.lower(Customer.email).like(pattern, escape="\\"),
-        ]
-        if looks_like_phone(text):
-            keys = _phone_keys(text)
-            digits = digits_of(text)
-            matches += [
-                col(Customer.phone_e164).in_(keys),
-                col(Customer.phone_e164).like(f"%{digits}%"),
-            ]
-            identity_match += [
-                col(CustomerIdentity.external_id).in_({k.lstrip("+") for k in keys} | keys),
-                col(CustomerIdentity.external_id).like(f"%{digits}%"),
-            ]
-        matches.append(exists().where(col(CustomerIdentity.customer_id) == Customer.id, or_(*identity_match)))
-        query = query.where(or_(*matches))
+        query = query.where(matching(text))
     if before_id is not None:
         query = query.where(col(Customer.id) < before_id)
     rows = list(session.exec(query.order_by(col(Customer.id).desc()).limit(size + 1)))
@@ -189,8 +197,11 @@ def phones_of(session: Session, customer: Customer) -> set[str]:
     return phone_forms(customer.phone_e164, whatsapp_ids)
 
 
-def suggestions(session: Session, actor: Actor, customer_id: int, limit: int = 50) -> list[LinkSuggestion]:
-    """Active customers sharing a normalised phone or an email with this one, with the reasons."""
+def suggestions(
+    session: Session, actor: Actor, customer_id: int, limit: int = MAX_SUGGESTIONS
+) -> list[LinkSuggestion]:
+    """Active customers sharing a normalised phone or an email with this one, with the reasons
+    (the first ``limit`` by id: more people sharing one number are not a suggestion any more)."""
     customer = follow(session, get_visible(session, actor, customer_id))
     phones = phones_of(session, customer)
     email = (customer.email or "").strip().lower()

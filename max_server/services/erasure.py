@@ -3,9 +3,10 @@
 Removed: name, email, phone; identities (deleted, so the customer's later messages start a fresh
 customer); message texts and payloads; media (rows marked ``expired`` with reason ``erased``, the
 stored objects deleted by the ``media.delete`` job); transactions, tickets and tags; conversation
-subjects and previews; the link journal's snapshots. Copies elsewhere (events, webhook
-deliveries, notifications, jobs, the audit log, kept webhook content) are redacted by
-:mod:`max_server.services.scrub`.
+subjects and previews; what the link journal remembers of them (an undone link keeps the other
+side's half). Copies elsewhere (events, webhook deliveries, notifications, the audit log, raw
+channel content, jobs) are redacted by :mod:`max_server.services.scrub`, which leaves other
+people's data alone: an agent or another customer who shares a name, email or number keeps it.
 
 Kept: the customer row (anonymous, ``erased_at`` set), conversations, messages (without content),
 SLA rows, routing decisions, so reports count the same before and after.
@@ -17,6 +18,7 @@ erases every customer linked into it (the same person).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +27,6 @@ from sqlmodel import Session, col, select
 
 from max_server import clock
 from max_server.access import Actor
-from max_server.domain.phones import phone_match_keys
 from max_server.errors import Conflict, not_found
 from max_server.jobs import queue
 from max_server.models import (
@@ -45,9 +46,17 @@ from max_server.models import (
 )
 from max_server.schemas import ErasureResult, Ref
 from max_server.services import audit, events
-from max_server.services.link_journal import FIELDS, audience
+from max_server.services.link_journal import audience
 from max_server.services.links import lock_customers
-from max_server.services.scrub import Redactor, strip_personal, sweep
+from max_server.services.scrub import (
+    Redactor,
+    identity_keys,
+    needles,
+    person_objects,
+    strip_people,
+    strip_personal,
+    sweep,
+)
 
 _CHUNK = 500
 MEDIA_KEYS_PER_JOB = 1000
@@ -65,30 +74,6 @@ def _group(session: Session, customer: Customer) -> list[int]:
         ]
         found += frontier
     return found
-
-
-def _needles(session: Session, customers: list[Customer], links: list[IdentityLink]) -> set[str]:
-    needles: set[str] = set()
-    ids = [c.id for c in customers]
-    for customer in customers:
-        needles |= {customer.name or "", customer.email or "", customer.phone_e164 or ""}
-        for phone in phone_match_keys(customer.phone_e164):
-            needles |= {phone, phone.lstrip("+")}
-    for identity in session.exec(select(CustomerIdentity).where(col(CustomerIdentity.customer_id).in_(ids))):
-        needles |= {identity.external_id, identity.display_name or ""}
-        if identity.channel == "whatsapp" and identity.external_id.isdigit():
-            for phone in phone_match_keys("+" + identity.external_id):
-                needles |= {phone, phone.lstrip("+")}
-    for journal in links:
-        for side in journal.secondary_snapshot.values():
-            if isinstance(side, dict):
-                needles |= {str(side.get(f) or "") for f in FIELDS}
-                for identity in side.get("identities", []):
-                    needles |= {
-                        str(identity.get("external_id") or ""),
-                        str(identity.get("display_name") or ""),
-                    }
-    return {n for n in needles if n}
 
 
 def _chunks(ids: list[int]) -> list[list[int]]:
@@ -131,25 +116,94 @@ def _delete_objects(session: Session, keys: list[str]) -> list[int]:
     return jobs
 
 
+def _events_about(customers: list[str], conversations: list[str]) -> Any:
+    """Events that name these customers or conversations where the API's shapes put them (a
+    conversation, a message or media, an SLA event, a notification, a customer or a link)."""
+    data = Event.data
+    return or_(
+        data["conversation_id"].as_string().in_(conversations),
+        (col(Event.type).like("conversation.%")) & data["id"].as_string().in_(conversations),
+        data["conversation"]["id"].as_string().in_(conversations),
+        data["data"]["conversation_id"].as_string().in_(conversations),
+        data["customer_id"].as_string().in_(customers),
+        data["data"]["customer_id"].as_string().in_(customers),
+        data["customer"]["id"].as_string().in_(customers),
+        data["conversation"]["customer"]["id"].as_string().in_(customers),
+        data["primary_customer_id"].as_string().in_(customers),
+        data["secondary_customer_id"].as_string().in_(customers),
+    )
+
+
+def _redacted_event(
+    event: Event, customers: set[str], conversations: set[str], others: frozenset[tuple[str, str]]
+) -> dict[str, Any]:
+    """An event about the erased customers or their conversations loses every personal value;
+    one about someone else that shows them (another customer's conversation while the two were
+    linked, a link undone since) loses only their person objects, but for the identities listed
+    there that are someone else's now (``others``)."""
+    data = event.data
+
+    def ref(*path: str) -> str | None:
+        value: Any = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return str(value) if value is not None else None
+
+    own = {
+        ref("conversation_id"),
+        ref("conversation", "id"),
+        ref("data", "conversation_id"),
+        ref("id") if event.type.startswith("conversation.") else None,
+    } & conversations or {ref("customer_id"), ref("data", "customer_id")} & customers
+    link_sides = {ref("primary_customer_id"), ref("secondary_customer_id")} - {None}
+    if own or (link_sides and link_sides <= customers):
+        stripped: dict[str, Any] = strip_personal(data)
+        return stripped
+    kept: dict[str, Any] = strip_people(data, customers, others)
+    if ref("secondary_customer_id") in customers and "tags_added" in kept:
+        kept["tags_added"] = []  # the tags a link adds are the secondary's
+    return kept
+
+
+def _identities_of_others(
+    session: Session, group: list[int], found: Iterable[Event]
+) -> frozenset[tuple[str, str]]:
+    """The identities shown with the erased customers in these events that belong to someone
+    else now (shown together while linked, the link since undone)."""
+    shown: set[tuple[str, str]] = set()
+    for event in found:
+        for person in person_objects(event.data, {str(i) for i in group}):
+            shown |= identity_keys(person)
+    others: set[tuple[str, str]] = set()
+    for start in range(0, len(shown), _CHUNK):
+        keys = sorted(shown)[start : start + _CHUNK]
+        rows = session.exec(
+            select(CustomerIdentity.channel, CustomerIdentity.external_id).where(
+                col(CustomerIdentity.customer_id).not_in(group),
+                col(CustomerIdentity.external_id).in_({external_id for _, external_id in keys}),
+            )
+        )
+        others |= {(channel, external_id) for channel, external_id in rows} & set(keys)
+    return frozenset(others)
+
+
 def _redact_copies(
     session: Session, redactor: Redactor, group: list[int], conversation_ids: list[int], since: datetime
 ) -> int:
     """Structural redaction of the events, deliveries, notifications and audit entries that are
-    about these customers or their conversations."""
+    about these customers or their conversations, or show them."""
     changed = 0
     conversations = [str(i) for i in conversation_ids]
     customers = [str(i) for i in group]
-    event_ids: dict[int, dict[str, Any]] = {}
+    found: dict[int, Event] = {}
     for chunk in [conversations[i : i + _CHUNK] for i in range(0, len(conversations), _CHUNK)] or [[]]:
-        about = or_(
-            Event.data["conversation_id"].as_string().in_(chunk),
-            (col(Event.type).like("conversation.%")) & Event.data["id"].as_string().in_(chunk),
-            Event.data["customer_id"].as_string().in_(customers),
-            Event.data["customer"]["id"].as_string().in_(customers),
-        )
-        for event in session.exec(select(Event).where(col(Event.created_at) >= since, about)):
-            assert event.id is not None
-            event_ids[event.id] = redactor.value(strip_personal(event.data))
+        query = select(Event).where(col(Event.created_at) >= since, _events_about(customers, chunk))
+        found |= {event.id: event for event in session.exec(query) if event.id is not None}
+    others = _identities_of_others(session, group, found.values())
+    event_ids = {
+        event_id: redactor.value(_redacted_event(event, set(customers), set(conversations), others))
+        for event_id, event in found.items()
+    }
     for event_id, data in event_ids.items():
         session.execute(update(Event).where(col(Event.id) == event_id).values(data=data))
         changed += 1
@@ -158,14 +212,12 @@ def _redact_copies(
             delivery.body = _redacted_body(delivery.body, event_ids[delivery.event_id], redactor)
             session.add(delivery)
             changed += 1
-    for ids in _chunks(conversation_ids):
+    notes: dict[int | None, Notification] = {}
+    about_customer = Notification.data["customer_id"].as_string().in_(customers)
+    for ids in _chunks(conversation_ids) or [[]]:
         strs = [str(i) for i in ids]
-        for note in session.exec(
-            select(Notification).where(Notification.data["conversation_id"].as_string().in_(strs))
-        ):
-            note.data, note.text = redactor.value(strip_personal(note.data)), redactor.text(note.text)
-            session.add(note)
-            changed += 1
+        about = or_(Notification.data["conversation_id"].as_string().in_(strs), about_customer)
+        notes |= {note.id: note for note in session.exec(select(Notification).where(about))}
         for entry in session.exec(
             select(AuditEntry).where(
                 AuditEntry.target_type == "conversation", col(AuditEntry.target_id).in_(strs)
@@ -174,6 +226,10 @@ def _redact_copies(
             entry.data = redactor.value(strip_personal(entry.data))
             session.add(entry)
             changed += 1
+    for note in notes.values():
+        note.data, note.text = redactor.value(strip_personal(note.data)), redactor.text(note.text)
+        session.add(note)
+        changed += 1
     for entry in session.exec(
         select(AuditEntry).where(
             AuditEntry.target_type == "customer", col(AuditEntry.target_id).in_(customers)
@@ -183,6 +239,30 @@ def _redact_copies(
         session.add(entry)
         changed += 1
     return changed
+
+
+def _forget(journal: IdentityLink, group: set[int], redactor: Redactor, now: datetime) -> None:
+    """What the link journal remembers of the erased customers. An undone link's other side is
+    someone else: their half stays."""
+    journal.secondary_snapshot = {
+        "erased_at": now.isoformat(),
+        **{
+            side: redactor.value(state)
+            for side, state in journal.secondary_snapshot.items()
+            if isinstance(state, dict) and state.get("id") not in group
+        },
+    }
+    primary_erased = journal.primary_customer_id in group
+    secondary_erased = journal.secondary_customer_id in group
+    journal.primary_changes = {  # "before" is the primary's value, "after" the secondary's
+        field: {
+            "before": None if primary_erased else change.get("before"),
+            "after": None if secondary_erased else change.get("after"),
+        }
+        for field, change in journal.primary_changes.items()
+    }
+    if secondary_erased:  # the tags a link adds are the secondary's
+        journal.tags_added = []
 
 
 def _redacted_body(body: str, data: dict[str, Any], redactor: Redactor) -> str:
@@ -227,7 +307,7 @@ def erase(session: Session, actor: Actor, customer_id: int) -> ErasureResult:
             )
         )
     )
-    redactor = Redactor(_needles(session, rows, links))
+    redactor = Redactor(needles(session, rows, links))
     conversation_ids = [
         i for i in session.exec(select(Conversation.id).where(col(Conversation.customer_id).in_(group))) if i
     ]
@@ -260,11 +340,7 @@ def erase(session: Session, actor: Actor, customer_id: int) -> ErasureResult:
         deleted = session.execute(delete(model).where(col(model.customer_id).in_(group)))
         counts[name] = int(deleted.rowcount)  # type: ignore[attr-defined]
     for journal in links:
-        journal.secondary_snapshot = {"erased_at": now.isoformat()}
-        journal.primary_changes = {
-            field: {"before": None, "after": None} for field in journal.primary_changes
-        }
-        journal.tags_added = []
+        _forget(journal, set(group), redactor, now)
         session.add(journal)
     for row in rows:
         row.name = row.email = row.phone_e164 = None

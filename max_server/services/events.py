@@ -24,13 +24,22 @@ _hooks: list[SequencedHook] = []
 
 
 def audience(
-    *, teams: Iterable[int | None] = (), users: Iterable[int | None] = (), everyone: bool = False
+    *,
+    teams: Iterable[int | None] = (),
+    users: Iterable[int | None] = (),
+    everyone: bool = False,
+    private: bool = False,
 ) -> dict[str, Any]:
-    return {
+    """Who may receive an event. ``private`` events (a person's own notifications) go only to
+    the listed users: not even admins see other people's."""
+    found: dict[str, Any] = {
         "teams": sorted({t for t in teams if t is not None}),
         "users": sorted({u for u in users if u is not None}),
         "all": everyone,
     }
+    if private:
+        found["private"] = True
+    return found
 
 
 def emit(session: Session, type_: str, data: BaseModel | dict[str, Any], *, to: dict[str, Any]) -> Event:
@@ -43,6 +52,8 @@ def emit(session: Session, type_: str, data: BaseModel | dict[str, Any], *, to: 
 
 
 def may_receive(actor: Actor, event_audience: dict[str, Any]) -> bool:
+    if event_audience.get("private"):  # before the admin shortcut: private means private
+        return actor.user_id is not None and actor.user_id in event_audience.get("users", ())
     if actor.is_admin or event_audience.get("all"):
         return True
     if actor.user_id is not None and actor.user_id in event_audience.get("users", ()):

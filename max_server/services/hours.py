@@ -7,6 +7,7 @@ conversations to be recomputed (business-hours-only policies count on this calen
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
@@ -18,7 +19,6 @@ from max_server.access import Actor
 from max_server.db import dialect_insert
 from max_server.domain import hours as calendar
 from max_server.domain import templating
-from max_server.domain.timezones import check_timezone
 from max_server.errors import Forbidden, Unprocessable, not_found
 from max_server.models import BusinessHours, ChannelAccount, Conversation, Holiday, Message, Team
 from max_server.schemas import (
@@ -32,8 +32,9 @@ from max_server.schemas import (
     TeamRef,
 )
 from max_server.services import audit, canned, conversation_rows, replies, sla_policies
-from max_server.services.teams import find_team
+from max_server.services.teams import find_team, valid_timezone
 
+log = logging.getLogger("max.hours")
 _H = Holiday.__table__  # type: ignore[attr-defined]
 AFTER_HOURS = "after_hours"  # the payload marker of the automatic reply
 SYSTEM = Actor.system("after-hours")
@@ -140,13 +141,15 @@ def check(session: Session, team_ref: str, at: dt.datetime | None = None) -> Hou
 
 
 # Changing ---------------------------------------------------------------------------------
-def _set_timezone(team: Team, timezone: str | None) -> None:
+def set_timezone(team: Team, timezone: str | None) -> bool:
+    """Sets the team's time zone (422 ``invalid_timezone`` for an unknown one); returns whether
+    it changed, i.e. whether SLA deadlines on business hours must be recomputed."""
     if timezone is None:
-        return
-    try:
-        team.timezone = check_timezone(timezone)
-    except ValueError as exc:
-        raise Unprocessable(str(exc), code="invalid_timezone") from None
+        return False
+    checked = valid_timezone(timezone)
+    changed = checked != team.timezone
+    team.timezone = checked
+    return changed
 
 
 def _changed(session: Session, actor: Actor, team: Team, action: str, data: dict[str, object]) -> None:
@@ -162,7 +165,7 @@ def set_days(session: Session, actor: Actor, team_ref: str, data: HoursSet) -> H
     _require_admin(actor)
     team = find_team(session, team_ref)
     assert team.id is not None
-    _set_timezone(team, data.timezone)
+    set_timezone(team, data.timezone)
     if not data.add:
         session.execute(
             delete(BusinessHours).where(
@@ -181,7 +184,7 @@ def replace_week(session: Session, actor: Actor, team_ref: str, data: HoursRepla
     _require_admin(actor)
     team = find_team(session, team_ref)
     assert team.id is not None
-    _set_timezone(team, data.timezone)
+    set_timezone(team, data.timezone)
     session.execute(delete(BusinessHours).where(col(BusinessHours.team_id) == team.id))
     for item in data.intervals:
         session.add(
@@ -223,13 +226,19 @@ def check_message(text: str) -> None:
         )
 
 
-def set_message(session: Session, actor: Actor, team_ref: str, message: str | None) -> HoursPublic:
-    _require_admin(actor)
-    team = find_team(session, team_ref)
+def checked_message(message: str | None) -> str | None:
+    """The after-hours message as stored: trimmed, None when blank, refused (422) when it could
+    not be rendered (see :func:`check_message`)."""
     text = (message or "").strip() or None
     if text is not None:
         check_message(text)
-    team.after_hours_message = text
+    return text
+
+
+def set_message(session: Session, actor: Actor, team_ref: str, message: str | None) -> HoursPublic:
+    _require_admin(actor)
+    team = find_team(session, team_ref)
+    text = team.after_hours_message = checked_message(message)
     session.add(team)
     audit.record(session, actor, "hours.message_set", "team", team.id, {"message": text})
     session.commit()
@@ -345,7 +354,12 @@ def send_after_hours_reply(session: Session, conversation_id: int) -> Message | 
         return None  # a retry after the reply was stored: once is enough
     account = session.get(ChannelAccount, conversation.channel_account_id)
     assert account is not None
-    rendered = templating.render(text, canned.context_values(session, conversation, None), strict=False)
+    try:
+        rendered = templating.render(text, canned.context_values(session, conversation, None), strict=False)
+    except templating.TemplateError:
+        # Saved before messages were checked: retrying cannot fix it, and braces never go out.
+        log.warning("team %s: the after-hours message is malformed; not sent", conversation.team_id)
+        return None
     if not rendered.strip():
         return None
     return replies.queue_outbound(

@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from max_server.db import dialect_insert
+from max_server.domain.phones import phone_match_keys
 from max_server.models import Customer, CustomerIdentity
 
 _I = CustomerIdentity.__table__  # type: ignore[attr-defined]
@@ -158,7 +159,9 @@ def _attach_other_keys(
 
 def move_identity(session: Session, channel: str, old_key: str, new_key: str) -> CustomerIdentity | None:
     """A WhatsApp user changed number: the identity follows, so later messages join the same
-    customer. If the new number is already someone's identity, that one is left alone."""
+    customer. If the new number is already someone's identity, that one is left alone. The
+    customer's phone follows only when it was the old number: a customer linked with this one
+    keeps a phone of its own (and undo gives the new number back to the identity's customer)."""
     old = find_identity(session, channel, [old_key])
     if old is None:
         return None
@@ -166,7 +169,11 @@ def move_identity(session: Session, channel: str, old_key: str, new_key: str) ->
         old.external_id = new_key
         session.add(old)
         customer = session.get(Customer, old.customer_id)
-        if customer is not None and new_key.isdigit():
+        if (
+            customer is not None
+            and new_key.isdigit()
+            and customer.phone_e164 in phone_match_keys("+" + old_key)
+        ):
             customer.phone_e164 = "+" + new_key
             session.add(customer)
     return old

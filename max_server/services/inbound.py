@@ -179,6 +179,10 @@ def _conversation_for(
     if found is not None:
         return found, False, False
     closed = conversation_rows.last_closed(session, customer_id, account.id)
+    if closed is not None and closed.closed_at is not None and customer_time < closed.closed_at:
+        # Written before the agent closed it (a late redelivery): it belongs to that
+        # conversation, and must not reopen what was just closed.
+        return closed, False, False
     if (
         closed is not None
         and closed.closed_at is not None
@@ -208,8 +212,11 @@ def _touch(
     identity_id: int | None,
     now: datetime,
 ) -> None:
-    # Meta redelivers and reorders: the latest customer time only ever moves forward.
-    if conversation.last_customer_message_at is None or customer_time > conversation.last_customer_message_at:
+    # Meta redelivers and reorders: the latest customer time only ever moves forward. System
+    # messages (a number change) are not the customer writing: they open no 24 h window.
+    if inbound.type != "system" and (
+        conversation.last_customer_message_at is None or customer_time > conversation.last_customer_message_at
+    ):
         conversation.last_customer_message_at = customer_time
         conversation.identity_id = identity_id
     if conversation.last_message_at is None or customer_time >= conversation.last_message_at:
@@ -300,7 +307,9 @@ def emit_ingest_events(session: Session, stored: Ingested, settings: Settings, n
     else:
         audience = conversation_rows.audience(conversation)
     session.flush()
+    shown = present.conversation(session, conversation)
     if stored.conversation_created or stored.reopened:
         kind = "conversation.created" if stored.conversation_created else "conversation.reopened"
-        events.emit(session, kind, present.conversation(session, conversation), to=audience)
-    events.emit(session, "message.created", present.message(session, stored.message), to=audience)
+        events.emit(session, kind, shown, to=audience)
+    data = present.message_event(session, stored.message, conversation, shown)
+    events.emit(session, "message.created", data, to=audience)

@@ -42,6 +42,9 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def retry(session: Session, actor: Actor, job_id: int) -> Job:
+    """Queues a dead or done job again. 409 ``job_not_finished`` while it is still queued or
+    running; 409 ``job_duplicate_active`` (from :func:`queue.retry_now`, naming the job in the
+    way) while another active job holds its dedupe key. Nothing is written when refused."""
     job = get_job(session, job_id)
     if job.state not in ("dead", "done"):
         raise Conflict(

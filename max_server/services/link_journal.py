@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, exists, or_, true
 from sqlmodel import Session, col, select
 
 from max_server.access import Actor, visible_filter
-from max_server.domain.phones import to_e164
+from max_server.domain.phones import phone_match_keys, to_e164
 from max_server.models import Conversation, Customer, CustomerIdentity, CustomerTag, IdentityLink, User
 from max_server.schemas import LinkMoved, LinkPublic, Ref
 from max_server.services import customers as customer_service
@@ -89,8 +89,9 @@ def snapshot(session: Session, primary: Customer, secondary: Customer) -> dict[s
 
 
 def renumbered_phones(session: Session, previous: dict[str, Any], identity_ids: list[int]) -> dict[str, str]:
-    """Old phone -> new phone for the returning WhatsApp identities whose customer changed number
-    while linked (the number follows the identity, so it goes back with it)."""
+    """Old phone (in each of its forms) -> new phone for the returning WhatsApp identities whose
+    customer changed number while linked: the number follows the identity, so it goes back with
+    it. Matched by :func:`phone_match_keys`, as the number change matched the customer's phone."""
     before = {
         i["id"]: i["external_id"] for i in previous.get("identities", []) if i.get("channel") == "whatsapp"
     }
@@ -100,7 +101,7 @@ def renumbered_phones(session: Session, previous: dict[str, Any], identity_ids: 
         if identity.channel == "whatsapp" and old and old != identity.external_id:
             old_phone, new_phone = to_e164(old), to_e164(identity.external_id)
             if old_phone and new_phone:
-                moves[old_phone] = new_phone
+                moves |= dict.fromkeys(phone_match_keys(old_phone), new_phone)
     return moves
 
 

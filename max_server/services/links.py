@@ -36,7 +36,7 @@ from max_server.models import (
     Ticket,
     Transaction,
 )
-from max_server.services import audit, conversation_rows, events
+from max_server.services import audit, conversation_rows, events, present
 from max_server.services import customers as customer_service
 from max_server.services.link_journal import (
     FIELDS,
@@ -224,7 +224,8 @@ def link(session: Session, actor: Actor, primary_id: int, secondary_id: int) -> 
         conversation_rows.emit(session, "conversation.closed", conversation)
     _announce_open(session, primary.id, moved["conversations"])
     public = present_link(session, journal)
-    events.emit(session, "customer.linked", public, to=audience(session, [primary.id], [actor.user_id]))
+    linked = present.link_event(session, public)
+    events.emit(session, "customer.linked", linked, to=audience(session, [primary.id], [actor.user_id]))
     data = {"link_id": str(journal.id), **public.moved.model_dump(), "fields_filled": sorted(changes)}
     audit.record(
         session, actor, "customer.linked", "customer", primary.id, {**data, "secondary": str(secondary.id)}
@@ -351,7 +352,7 @@ def undo(session: Session, actor: Actor, link_id: int) -> IdentityLink:
     events.emit(
         session,
         "customer.unlinked",
-        public,
+        present.link_event(session, public),
         to=audience(session, [primary.id, secondary.id], [actor.user_id, journal.linked_by_id]),
     )
     audit.record(

@@ -59,7 +59,7 @@ def notify(
             session,
             "notification.created",
             NotificationPublic.model_validate(row),
-            to=events.audience(users=[user_id]),
+            to=events.audience(users=[user_id], private=True),
         )
         rows.append(row)
     return rows

@@ -3,7 +3,9 @@
 A send is ``pending`` → ``sending`` (committed before the network call) → ``sent`` with the
 channel's id, or ``failed`` with the reason. A job that finds its message still ``sending``
 knows an earlier attempt died mid-call: it marks the message ``unknown`` for the agent to check
-and resend, and never sends it blindly a second time.
+and resend, and never sends it blindly a second time (unless the channel dedupes resends, as the
+Chat App's idempotency key does). An ``unknown`` WhatsApp message still learns the truth: see
+``statuses`` (Meta echoes our callback data).
 """
 
 from __future__ import annotations
@@ -34,14 +36,17 @@ def _lock(session: Session, message_id: int) -> Message | None:
     return session.exec(query).first()
 
 
-def begin(db: Database, message_id: int) -> Outgoing | None:
+def begin(db: Database, message_id: int, *, resend_in_flight: bool = False) -> Outgoing | None:
     """Marks the message ``sending`` and returns what the send needs; None when there is nothing
-    to send (already sent, failed, or found ``sending``, which becomes ``unknown``)."""
+    to send (already sent, failed, or found ``sending``, which becomes ``unknown``).
+
+    ``resend_in_flight`` is for channels whose receiver dedupes a resend (the Chat App's
+    ``Idempotency-Key``): a message found ``sending`` is simply sent again."""
     with db.session() as session:
         message = _lock(session, message_id)
         if message is None or message.delivery_status not in ("pending", "sending"):
             return None
-        if message.delivery_status == "sending":
+        if message.delivery_status == "sending" and not resend_in_flight:
             _set(
                 session,
                 message,
@@ -88,15 +93,26 @@ def back_to_pending(db: Database, message_id: int) -> None:
 
 def sent(db: Database, message_id: int, channel_message_id: str | None) -> None:
     with db.session() as session:
-        message = _lock(session, message_id)
-        if message is None:
-            return
-        message.channel_message_id = channel_message_id
-        if message.delivery_status in ("sending", "pending", "unknown"):
-            _set(session, message, "sent")
-        now = clock.now()
-        statuses.apply_pending(session, message, now)
+        record_sent(session, message_id, channel_message_id)
         session.commit()
+
+
+def record_sent(session: Session, message_id: int, channel_message_id: str | None) -> None:
+    """The channel accepted the message: keep its id and apply the statuses that beat the answer.
+    The id's lock comes first (as in ``statuses.apply``), so a status webhook committing at the
+    same moment is either seen here as pending or sees the id itself. The caller commits."""
+    channel = session.exec(select(Message.channel).where(Message.id == message_id)).first()
+    if channel is None:
+        return
+    if channel_message_id:
+        statuses.lock_channel_id(session, channel, channel_message_id)
+    message = _lock(session, message_id)
+    if message is None:
+        return
+    message.channel_message_id = channel_message_id
+    if message.delivery_status in ("sending", "pending", "unknown"):
+        _set(session, message, "sent")
+    statuses.apply_pending(session, message, clock.now())
 
 
 def failed(db: Database, message_id: int, error: dict[str, Any], *, window_closed: bool = False) -> None:
@@ -146,6 +162,6 @@ def _set(
     events.emit(
         session,
         "message.status_updated",
-        present.message(session, message),
+        present.message_event(session, message, conversation),
         to=conversation_rows.audience(conversation),
     )

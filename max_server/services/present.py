@@ -35,6 +35,7 @@ from max_server.schemas import (
     UserPublic,
 )
 from max_server.schemas.core import CustomerRef, IdentityRef
+from max_server.schemas.customers import LinkPublic
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 # Types whose messages may carry files (WhatsApp's media types; Chat App attachments use the same).
@@ -118,6 +119,51 @@ def _identities_for(session: Session, customer_ids: set[int]) -> dict[int, list[
 
 def conversation(session: Session, row: Conversation) -> ConversationPublic:
     return conversations(session, [row])[0]
+
+
+# What a message or customer event adds so a receiver can act without calling back (DESIGN §7 and
+# issue 9): who the conversation is with, where it stands, whose it is.
+EVENT_CONVERSATION_FIELDS = frozenset(
+    {"id", "number", "status", "priority", "channel", "team", "assignee", "customer"}
+)
+
+
+def conversation_brief(shown: ConversationPublic) -> dict[str, Any]:
+    """The small ``conversation`` object of message events (customer with identities included)."""
+    return shown.model_dump(mode="json", include=set(EVENT_CONVERSATION_FIELDS))
+
+
+def message_event(
+    session: Session, row: Message, conversation_row: Conversation, shown: ConversationPublic | None = None
+) -> dict[str, Any]:
+    """``message.created`` and ``message.status_updated`` data: the message as the API shows it
+    plus ``conversation`` (:func:`conversation_brief`; pass ``shown`` when it is at hand)."""
+    data = message(session, row).model_dump(mode="json")
+    data["conversation"] = conversation_brief(shown or conversation(session, conversation_row))
+    return data
+
+
+def customer_refs(session: Session, ids: Sequence[int]) -> dict[int, CustomerRef]:
+    """Customers as events show them: id, name and channel identities, in two queries."""
+    customers = _by_id(session, Customer, set(ids))
+    identities = _identities_for(session, set(customers))
+    return {
+        cid: CustomerRef(id=row.id, name=row.name, identities=identities.get(cid, []))
+        for cid, row in customers.items()
+    }
+
+
+def link_event(session: Session, link: LinkPublic) -> dict[str, Any]:
+    """``customer.linked`` and ``customer.unlinked`` data: the link as the API shows it plus
+    ``primary`` and ``secondary``, the customers as they are now with their identities (the
+    person objects erasure knows how to empty: ``scrub.person_objects``)."""
+    data = link.model_dump(mode="json")
+    primary, secondary = int(link.primary_customer_id), int(link.secondary_customer_id)
+    refs = customer_refs(session, [primary, secondary])
+    for key, customer_id in (("primary", primary), ("secondary", secondary)):
+        found = refs.get(customer_id)
+        data[key] = found.model_dump(mode="json") if found is not None else None
+    return data
 
 
 def messages(session: Session, rows: Sequence[Message]) -> list[MessagePublic]:

@@ -2,8 +2,10 @@
 (``domain/ratelimit.py``), atomic across processes (the customer's row is locked while counting).
 
 Over a limit, the message is stored and flagged ``rate_limited`` (a new conversation too), not
-routed, shown only to supervisors; the customer is blocked for ``rate_limits.block_minutes`` and
-the team's supervisors are notified once per block.
+routed, shown only to supervisors, and its SLA clocks do not run; the customer is blocked for
+``rate_limits.block_minutes`` and the team's supervisors are notified once per block. With
+``block_minutes = 0`` nothing is blocked: each message is judged by the windows alone, and the
+supervisors hear once per window that tripped (a ``flag_only`` record spans it).
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from sqlmodel import Session, col, select
 from max_server.access import Actor
 from max_server.domain import ratelimit
 from max_server.models import Conversation, Customer, CustomerBlock, RateEvent
-from max_server.services import audit, events, notifications
+from max_server.schemas import CustomerBlockPublic
+from max_server.services import audit, conversation_rows, events, notifications
 from max_server.services.customers import get_visible, visible_clause
 from max_server.services.inbound import Ingested, lock_customer
+from max_server.services.pagination import clamp_limit
 from max_server.settings import RateLimitSettings
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
 FLAG = "rate_limited"
+BLOCK, FLAG_ONLY = "messages", "flag_only"  # CustomerBlock.kind
 
 
 def _fits(session: Session, customer_id: int, kind: str, at: datetime, window: timedelta, limit: int) -> bool:
@@ -39,11 +44,23 @@ def _fits(session: Session, customer_id: int, kind: str, at: datetime, window: t
 
 
 def active_block(session: Session, customer_id: int, at: datetime) -> CustomerBlock | None:
+    """The block holding a message written at ``at`` (a message written before a block began is
+    not held by it, whatever order Meta delivers them in)."""
+    return _covering(session, customer_id, BLOCK, at, lead=timedelta(0))
+
+
+def _covering(
+    session: Session, customer_id: int, kind: str, at: datetime, lead: timedelta
+) -> CustomerBlock | None:
+    """The unlifted record of ``kind`` whose span ``[starts_at - lead, until)`` holds customer
+    time ``at``."""
     return session.exec(
         select(CustomerBlock)
         .where(
             CustomerBlock.customer_id == customer_id,
+            CustomerBlock.kind == kind,
             col(CustomerBlock.lifted_at).is_(None),
+            col(CustomerBlock.starts_at) <= at + lead,
             col(CustomerBlock.until) > at,
         )
         .order_by(col(CustomerBlock.id).desc())
@@ -58,13 +75,14 @@ def gate(session: Session, stored: Ingested, limits: RateLimitSettings, now: dat
     at = message.customer_time or now
     lock_customer(session, customer_id)  # held since ingest; counting is exact across processes
     block = active_block(session, customer_id, at)
-    reasons = []
+    reasons, window = [], MINUTE
     if block is None:
         if not _fits(session, customer_id, "message", at, MINUTE, limits.messages_per_minute):
             reasons.append(f"more than {limits.messages_per_minute} messages in a minute")
         new = stored.conversation_created
         if new and not _fits(session, customer_id, "conversation", at, HOUR, limits.conversations_per_hour):
             reasons.append(f"more than {limits.conversations_per_hour} new conversations in an hour")
+            window = HOUR
         if not reasons:  # only accepted messages count: the windows hold what agents received
             session.add(RateEvent(customer_id=customer_id, kind="message", at=at, created_at=now))
             if new:
@@ -73,17 +91,23 @@ def gate(session: Session, stored: Ingested, limits: RateLimitSettings, now: dat
     message.flags = sorted({*message.flags, FLAG})
     session.add(message)
     if stored.conversation_created:
-        conversation.rate_limited = True
+        conversation.rate_limited = True  # the SLA hook leaves it without deadlines
         session.add(conversation)
+    kind = BLOCK if limits.block_minutes else FLAG_ONLY
+    if block is None:
+        # Over a limit just before a block (or flag-only record) began: the same burst, delivered
+        # out of order. Held by the window, counted in that block, no second notification.
+        block = _covering(session, customer_id, kind, at, lead=window)
     if block is None:
         block = CustomerBlock(
             customer_id=customer_id,
-            kind="messages",
+            conversation_id=conversation.id,
+            kind=kind,
             reason="; ".join(reasons),
-            until=at + timedelta(minutes=limits.block_minutes),
+            starts_at=at,
+            until=at + (timedelta(minutes=limits.block_minutes) if limits.block_minutes else window),
             created_at=now,
         )
-        session.add(block)
     block.held_count += 1
     session.add(block)
     if not block.notified:
@@ -92,32 +116,67 @@ def gate(session: Session, stored: Ingested, limits: RateLimitSettings, now: dat
     return True
 
 
+def present_blocks(session: Session, rows: list[CustomerBlock]) -> list[CustomerBlockPublic]:
+    """Blocks as the API shows them, with their customers' names and conversations' numbers."""
+    if not rows:
+        return []
+    customer_ids = {b.customer_id for b in rows}
+    names = dict(
+        session.exec(select(Customer.id, Customer.name).where(col(Customer.id).in_(customer_ids))).all()
+    )
+    conversation_ids = {b.conversation_id for b in rows if b.conversation_id is not None}
+    numbers = (
+        dict(
+            session.exec(
+                select(Conversation.id, Conversation.number).where(col(Conversation.id).in_(conversation_ids))
+            ).all()
+        )
+        if conversation_ids
+        else {}
+    )
+    return [
+        CustomerBlockPublic.model_validate(
+            {
+                **b.model_dump(),
+                "customer_name": names.get(b.customer_id),
+                "conversation_number": numbers.get(b.conversation_id) if b.conversation_id else None,
+            }
+        )
+        for b in rows
+    ]
+
+
 def _notify(session: Session, conversation: Conversation, block: CustomerBlock) -> None:
-    customer = session.get(Customer, conversation.customer_id)
-    name = (customer.name if customer else None) or f"customer {conversation.customer_id}"
+    """The team's supervisors (admins when it has no team) hear once per block; the event and the
+    notification carry the block as the API shows it."""
+    session.flush()
+    shown = present_blocks(session, [block])[0]
+    name = shown.customer_name or f"customer {conversation.customer_id}"
     supervisors = notifications.team_supervisors(session, conversation.team_id)
-    data = {
-        "customer_id": str(conversation.customer_id),
-        "customer_name": name,
-        "conversation_id": str(conversation.id),
-        "number": conversation.number,
-        "reason": block.reason,
-        "until": block.until.isoformat(),
-    }
+    data = shown.model_dump(mode="json")
+    held = "held by the rate limit" if block.kind == BLOCK else "over the rate limit (flagged only)"
     notifications.notify(
         session,
         supervisors,
         "customer.rate_limited",
-        f"{name} is held by the rate limit ({block.reason}) until {block.until:%H:%M} UTC",
+        f"{name} is {held} ({block.reason}) until {block.until:%H:%M} UTC",
         data,
     )
-    events.emit(session, "customer.rate_limited", data, to=events.audience(users=supervisors))
+    events.emit(session, "customer.rate_limited", shown, to=events.audience(users=supervisors))
 
 
 def blocks(
-    session: Session, at: datetime, include_past: bool = False, actor: Actor | None = None
-) -> list[CustomerBlock]:
-    """Blocks (of the customers ``actor`` may see: another team's are not even listed)."""
+    session: Session,
+    at: datetime,
+    include_past: bool = False,
+    actor: Actor | None = None,
+    *,
+    before_id: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[CustomerBlock], int | None]:
+    """Blocks, newest first (of the customers ``actor`` may see: another team's are not even
+    listed). Returns a page and the id to continue before (or None)."""
+    size = clamp_limit(limit)
     query = select(CustomerBlock).order_by(col(CustomerBlock.id).desc())
     if actor is not None and not actor.is_admin:
         query = query.join(Customer, col(Customer.id) == CustomerBlock.customer_id).where(
@@ -125,7 +184,23 @@ def blocks(
         )
     if not include_past:
         query = query.where(col(CustomerBlock.lifted_at).is_(None), col(CustomerBlock.until) > at)
-    return list(session.exec(query.limit(500)))
+    if before_id is not None:
+        query = query.where(col(CustomerBlock.id) < before_id)
+    rows = list(session.exec(query.limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def _release(session: Session, conversation: Conversation, now: datetime) -> None:
+    """Held no longer: its SLA clocks start now (held time is not counted against the team) and
+    routing takes it, at its original place in the queue."""
+    conversation.rate_limited = False
+    conversation.cycle_started_at = now
+    conversation.updated_at = now
+    session.add(conversation)
+    conversation_rows.changed(session, conversation, {"rate_limited"}, now)
+    conversation_rows.emit(session, "conversation.updated", conversation)  # agents see it now
 
 
 def unblock(session: Session, actor: Actor, customer_id: int, now: datetime) -> int:
@@ -144,24 +219,18 @@ def unblock(session: Session, actor: Actor, customer_id: int, now: datetime) -> 
             Conversation.status != "closed",
         )
     ).all()
-    from max_server.services import conversation_rows
-
     for conversation in held:
-        conversation.rate_limited = False
-        session.add(conversation)
-        conversation_rows.changed(session, conversation, {"status"}, now)
-        conversation_rows.emit(session, "conversation.updated", conversation)
+        _release(session, conversation, now)
     audit.record(session, actor, "customer.unblocked", "customer", customer_id, {"blocks": int(lifted)})
     session.commit()
     return int(lifted)
 
 
-def release_if_clear(session: Session, stored: Ingested) -> bool:
+def release_if_clear(session: Session, stored: Ingested, now: datetime) -> bool:
     """A held conversation whose customer writes again within the limits is released."""
     if not stored.conversation.rate_limited or FLAG in stored.message.flags:
         return False
-    stored.conversation.rate_limited = False
-    session.add(stored.conversation)
+    _release(session, stored.conversation, now)
     return True
 
 

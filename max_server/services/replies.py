@@ -118,7 +118,7 @@ def queue_outbound(
     events.emit(
         session,
         "message.created",
-        present.message(session, message),
+        present.message_event(session, message, conversation),
         to=conversation_rows.audience(conversation),
     )
     session.commit()

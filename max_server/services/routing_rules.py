@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, delete, select
 
 from max_server.access import Actor
 from max_server.domain import routing as rules
-from max_server.errors import Forbidden, Unprocessable, not_found
+from max_server.errors import BadRequest, Forbidden, Unprocessable, not_found
 from max_server.models import AgentSkill, RoutingRule, Team
 from max_server.schemas import RoutingRuleCreate, RoutingRulePublic, RuleTestResult, SkillRequirement
 from max_server.services import audit
 from max_server.services.channels import find_account
+from max_server.services.pagination import MAX_LIMIT, clamp_limit, cursor_int, decode_cursor
 from max_server.services.routing import first_match
 from max_server.services.teams import find_team
 from max_server.services.users import find_user
@@ -34,6 +35,20 @@ def present(session: Session, rows: list[RoutingRule]) -> list[RoutingRulePublic
 
 def list_rules(session: Session) -> list[RoutingRule]:
     return list(session.exec(select(RoutingRule).order_by(col(RoutingRule.position))))
+
+
+def rules_page(
+    session: Session, after_position: int | None = None, limit: int | None = None
+) -> tuple[list[RoutingRule], int | None]:
+    """Rules in the order they are tried; returns a page and the position to continue after."""
+    size = clamp_limit(limit)
+    query = select(RoutingRule).order_by(col(RoutingRule.position))
+    if after_position is not None:
+        query = query.where(col(RoutingRule.position) > after_position)
+    rows = list(session.exec(query.limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].position if more and rows else None)
 
 
 def add_rule(session: Session, actor: Actor, data: RoutingRuleCreate) -> RoutingRule:
@@ -126,10 +141,44 @@ def test_text(session: Session, text: str, channel: str | None) -> RuleTestResul
 
 # Skills ---------------------------------------------------------------------------------
 def skills_of(session: Session, user_ref: str | None) -> list[AgentSkill]:
+    return skills_page(session, user_ref, limit=MAX_LIMIT)[0]
+
+
+def skills_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """The (user_id, skill) a ``/skills`` cursor continues after (400 for a made-up one)."""
+    position = decode_cursor(cursor)
+    if not position:
+        return None
+    user_id, skill = cursor_int(cursor, "user_id"), position.get("skill")
+    if user_id is None or not isinstance(skill, str):
+        raise BadRequest("the cursor is not one this server gave out", code="invalid_cursor")
+    return user_id, skill
+
+
+def skills_page(
+    session: Session,
+    user_ref: str | None,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
+) -> tuple[list[AgentSkill], tuple[int, str] | None]:
+    """Skills by user, then skill name; returns a page and the (user_id, skill) to continue
+    after (or None)."""
+    size = clamp_limit(limit)
     query = select(AgentSkill).order_by(col(AgentSkill.user_id), col(AgentSkill.skill))
     if user_ref is not None:
         query = query.where(AgentSkill.user_id == find_user(session, user_ref).id)
-    return list(session.exec(query))
+    if after is not None:
+        user_id, skill = after
+        query = query.where(
+            or_(
+                col(AgentSkill.user_id) > user_id,
+                and_(col(AgentSkill.user_id) == user_id, col(AgentSkill.skill) > skill),
+            )
+        )
+    rows = list(session.exec(query.limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, ((rows[-1].user_id, rows[-1].skill) if more and rows else None)
 
 
 def set_skills(session: Session, actor: Actor, user_ref: str, skills: dict[str, int]) -> list[AgentSkill]:

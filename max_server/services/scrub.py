@@ -1,16 +1,20 @@
 """Finding and redacting copies of a customer's personal data outside the customer's own rows.
 
 Events carry conversations and messages "as the API shows them", webhook deliveries keep the
-exact bytes they send, notifications and the audit log quote names, unknown webhook content is
-kept as it came. Erasure redacts those copies two ways:
+exact bytes they send, notifications and the audit log quote names, raw channel content is kept
+as it came. Erasure redacts those copies two ways:
 
-* **structurally**, in rows that are about the customer's conversations (events, their webhook
-  deliveries, notifications, audit entries): message texts, payloads, previews, subjects, names
-  and identities are emptied whatever their value;
-* **by value**, everywhere else: every text and JSON column of every table that is neither the
-  customer's own data nor configuration is searched for the customer's identifiers (name, email,
-  phone in all its forms, channel ids, display names), and each occurrence becomes ``[erased]``.
+* **structurally**, in rows that are about the customer or its conversations (events, their
+  webhook deliveries, notifications, audit entries): message texts, payloads, previews, subjects,
+  names and identities are emptied whatever their value; in rows about someone else that merely
+  show the customer (a conversation of another customer shown while the two were linked), only
+  the customer's person objects are emptied;
+* **by value**, in the tables that hold raw channel content not tied to a customer by id
+  (:data:`RAW_CONTENT_TABLES`): the customer's identifiers (name, email, phone in all its forms,
+  channel ids, display names) become ``[erased]``.
 
+Identifiers that also belong to someone else (an agent called like the customer, another
+customer's email or number) are never searched for: they would erase that person's data too.
 Both run inside the erasure's transaction.
 """
 
@@ -18,13 +22,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import JSON, String, Table, Text, cast, func, or_, select, update
-from sqlmodel import Session, SQLModel
+from sqlalchemy import Table, Text, cast, func, or_, select, update  # columns, not models
+from sqlmodel import Session, SQLModel, col
 
+from max_server.domain.phones import phone_match_keys
+from max_server.models import Customer, CustomerIdentity, IdentityLink, User
 from max_server.services.customers import escape_like
+from max_server.services.link_journal import FIELDS
 
 ERASED = "[erased]"
 MIN_NEEDLE = 3
@@ -55,41 +62,17 @@ PERSONAL_KEYS = frozenset(
     }
 )
 _PERSON_OBJECTS = frozenset({"customer", "primary", "secondary"})
-# Tables the erasure handles row by row (the customer's own data), and configuration and people
-# that never hold customer data (an agent who shares a customer's name keeps it).
-OWN_TABLES = frozenset(
-    {
-        "customers",
-        "customer_identities",
-        "customer_tags",
-        "transactions",
-        "tickets",
-        "identity_links",
-        "conversations",
-        "messages",
-        "media_files",
-    }
-)
-CONFIG_TABLES = frozenset(
-    {
-        "users",
-        "api_tokens",
-        "teams",
-        "team_members",
-        "agent_skills",
-        "channel_accounts",
-        "canned_responses",
-        "sla_policies",
-        "sla_targets",
-        "business_hours",
-        "holidays",
-        "whatsapp_templates",
-        "webhook_subscriptions",
-        "routing_rules",
-        "periodic_ticks",
-        "alembic_version",
-    }
-)
+# Tables holding raw channel content or free text that can quote a customer without naming it
+# by id: searched by value. Everything else is either the customer's own rows (handled one by
+# one), structurally redacted (events, deliveries, notifications, audit), or configuration.
+# Only the content columns: a job's kind or state never quotes anyone, and must stay intact.
+RAW_CONTENT_TABLES = {
+    "inbound_events": ("payload",),
+    "pending_statuses": ("payload",),
+    "jobs": ("payload", "last_error"),
+    "customer_blocks": ("reason",),
+    "webhook_attempts": ("response_body", "error"),
+}
 
 
 def strip_personal(value: Any, parent: str | None = None) -> Any:
@@ -106,6 +89,53 @@ def strip_personal(value: Any, parent: str | None = None) -> Any:
         return out
     if isinstance(value, list):
         return [strip_personal(item, parent) for item in value]
+    return value
+
+
+def person_objects(value: Any, customer_ids: set[str], parent: str | None = None) -> Iterator[dict[str, Any]]:
+    """The person objects of these customers in a JSON value: a ``customer``, ``primary`` or
+    ``secondary`` object, or an item of a ``customers`` list, whose ``id`` is one of them."""
+    if isinstance(value, dict):
+        if parent in _PERSON_OBJECTS | {"customers"} and str(value.get("id")) in customer_ids:
+            yield value
+            return
+        for key, item in value.items():
+            yield from person_objects(item, customer_ids, key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from person_objects(item, customer_ids, parent)
+
+
+def _identity_key(identity: dict[str, Any]) -> tuple[str, str]:
+    return str(identity.get("channel")), str(identity.get("external_id"))
+
+
+def identity_keys(person: dict[str, Any]) -> set[tuple[str, str]]:
+    """(channel, external id) of the identities a person object lists."""
+    return {_identity_key(i) for i in person.get("identities") or [] if isinstance(i, dict)}
+
+
+def strip_people(
+    value: Any,
+    customer_ids: set[str],
+    others: frozenset[tuple[str, str]] = frozenset(),
+    parent: str | None = None,
+) -> Any:
+    """A copy of a JSON value with the person objects of these customers emptied (see
+    :func:`person_objects`), but for the identities in ``others`` (someone else's, shown with
+    the customer while the two were linked); everything outside them is kept."""
+    if isinstance(value, dict):
+        if parent in _PERSON_OBJECTS | {"customers"} and str(value.get("id")) in customer_ids:
+            stripped: dict[str, Any] = strip_personal(value, "customer")
+            if others and isinstance(value.get("identities"), list):
+                shown = value["identities"]
+                stripped["identities"] = [
+                    i for i in shown if isinstance(i, dict) and _identity_key(i) in others
+                ]
+            return stripped
+        return {key: strip_people(item, customer_ids, others, key) for key, item in value.items()}
+    if isinstance(value, list):
+        return [strip_people(item, customer_ids, others, parent) for item in value]
     return value
 
 
@@ -160,28 +190,18 @@ class Redactor:
         return self.text(value)
 
 
-def _searchable(table: Table) -> list[Any]:
-    return [
-        column
-        for column in table.columns
-        if not column.primary_key and isinstance(column.type, String | Text | JSON)
-    ]
-
-
-def sweep(session: Session, redactor: Redactor, *, skip: frozenset[str] = frozenset()) -> int:
-    """Redacts the identifiers in every text and JSON column of every table that is neither the
-    customer's own nor configuration; returns how many rows changed."""
+def sweep(session: Session, redactor: Redactor) -> int:
+    """Redacts the identifiers in the text and JSON columns of :data:`RAW_CONTENT_TABLES`;
+    returns how many rows changed."""
     if not redactor:
         return 0
     changed = 0
-    for table in SQLModel.metadata.sorted_tables:
-        if table.name in OWN_TABLES | CONFIG_TABLES | skip or len(table.primary_key.columns) != 1:
-            continue
-        columns = _searchable(table)
-        if not columns:
-            continue
+    tables = SQLModel.metadata.tables
+    patterns = [f"%{escape_like(form.lower())}%" for form in redactor.forms]
+    for name, content in RAW_CONTENT_TABLES.items():
+        table: Table = tables[name]
+        columns = [table.columns[column] for column in content]
         key = next(iter(table.primary_key.columns))
-        patterns = [f"%{escape_like(form.lower())}%" for form in redactor.forms]
         matches = [
             func.lower(cast(column, Text)).like(pattern, escape="\\")
             for column in columns
@@ -199,3 +219,75 @@ def sweep(session: Session, redactor: Redactor, *, skip: frozenset[str] = frozen
                 session.execute(update(table).where(key == row[0]).values(**values))
                 changed += 1
     return changed
+
+
+def _phone_forms(e164: str | None) -> set[str]:
+    return {form for phone in phone_match_keys(e164) for form in (phone, phone.lstrip("+"))}
+
+
+def _identifiers(session: Session, customers: list[Customer], links: list[IdentityLink]) -> set[str]:
+    """What identifies the erased customers: their fields, their identities' ids and display
+    names, and, from the links still in force among them, what the journal remembers of them
+    (an undone link's other side is someone else, and stays)."""
+    ids = {c.id for c in customers}
+    found: set[str] = set()
+    for customer in customers:
+        found |= {customer.name or "", customer.email or ""} | _phone_forms(customer.phone_e164)
+    identities = select(CustomerIdentity).where(col(CustomerIdentity.customer_id).in_(ids))
+    for identity in session.scalars(identities):
+        found |= {identity.external_id, identity.display_name or ""}
+        if identity.channel == "whatsapp" and identity.external_id.isdigit():
+            found |= _phone_forms("+" + identity.external_id)
+    for journal in links:
+        if journal.unlinked_at is not None:
+            continue
+        for side in journal.secondary_snapshot.values():
+            if isinstance(side, dict) and side.get("id") in ids:
+                found |= {str(side.get(f) or "") for f in FIELDS} | _phone_forms(side.get("phone_e164"))
+                for identity in side.get("identities", []):
+                    found |= {str(identity.get("external_id") or ""), str(identity.get("display_name") or "")}
+    return {value for value in found if value}
+
+
+def _held_by_others(session: Session, group: list[int], values: set[str]) -> set[str]:
+    """The values (lower-cased) that are also an agent's name or email, or another customer's
+    name, email, phone or identity: searching for them would erase that person's data."""
+    exact, lowered = sorted(values), sorted({v.lower() for v in values})
+
+    def matches(column: Any) -> Any:  # SQLite's lower() folds ASCII only: compare exactly too
+        return or_(col(column).in_(exact), func.lower(column).in_(lowered))
+
+    held: set[str] = set()
+    for name, email in session.execute(
+        select(col(User.name), col(User.email)).where(or_(matches(User.name), matches(User.email)))
+    ):
+        held |= {name or "", email or ""}
+    others = col(Customer.id).not_in(group) & col(Customer.erased_at).is_(None)
+    for name, email, phone in session.execute(
+        select(col(Customer.name), col(Customer.email), col(Customer.phone_e164)).where(
+            others, or_(matches(Customer.name), matches(Customer.email), matches(Customer.phone_e164))
+        )
+    ):
+        held |= {name or "", email or ""} | _phone_forms(phone)
+    for channel, external_id, display_name in session.execute(
+        select(
+            col(CustomerIdentity.channel),
+            col(CustomerIdentity.external_id),
+            col(CustomerIdentity.display_name),
+        ).where(
+            col(CustomerIdentity.customer_id).not_in(group),
+            or_(matches(CustomerIdentity.external_id), matches(CustomerIdentity.display_name)),
+        )
+    ):
+        held |= {external_id, display_name or ""}
+        if channel == "whatsapp" and external_id.isdigit():
+            held |= _phone_forms("+" + external_id)
+    return {value.lower() for value in held if value}
+
+
+def needles(session: Session, customers: list[Customer], links: list[IdentityLink]) -> set[str]:
+    """The erased customers' identifiers that are theirs alone."""
+    values = _identifiers(session, customers, links)
+    group = [c.id for c in customers if c.id is not None]
+    held = _held_by_others(session, group, values) if values else set()
+    return {value for value in values if value.lower() not in held}

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from max_server import metrics
 from max_server.db import dialect_insert
 from max_server.domain import sla as rules
 from max_server.domain.hours import Schedule
@@ -28,7 +29,9 @@ from max_server.services.sla_report import present_violations
 BATCH = 200
 OPEN = ("queued", "assigned")
 CANCELLED_CLOSES = ("spam", "duplicate")  # such closes take no part in resolution compliance
-STRUCTURAL = frozenset({"created", "team_id", "priority", "cycle"})
+# "rate_limited": a conversation held by the customer rate limit has no deadlines; its clocks
+# start when it is released (routing's rate_limits service moves ``cycle_started_at`` then).
+STRUCTURAL = frozenset({"created", "team_id", "priority", "cycle", "rate_limited"})
 OUTCOMES = frozenset({"first_response_at", "closed_at"})
 _V = SlaViolation.__table__  # type: ignore[attr-defined]
 _O = SlaOutcome.__table__  # type: ignore[attr-defined]
@@ -290,6 +293,10 @@ def refresh(
         # No team, no policy: nothing is due (the common case for a conversation being triaged).
         conversation.frt_due_at = conversation.resolution_due_at = conversation.sla_next_check_at = None
         return
+    if conversation.rate_limited and conversation.status != "closed" and not fields & OUTCOMES:
+        # Held by the rate limit, not routed: nothing is due until it is released.
+        conversation.frt_due_at = conversation.resolution_due_at = conversation.sla_next_check_at = None
+        return
     calendars = (calendars or Calendars(session)).load([conversation])
     if outcomes is None:
         # A new conversation has no outcomes yet: skip the query on the ingest path.
@@ -327,6 +334,7 @@ def refresh(
                 {"conversation": published, "violation": shown.model_dump(mode="json")},
                 to=conversation_rows.audience(conversation),
             )
+            metrics.count_after_commit(session, metrics.SLA_VIOLATIONS, shown.kind)
 
 
 def recompute(

@@ -154,11 +154,11 @@ def _publish(session: Session, found: _Findings) -> None:
             "target_s": target_of(row, governed.policy, metric, due),
         }
         events.emit(session, "sla.warning", data, to=conversation_rows.audience(row))
-        metrics.SLA_WARNINGS.labels(metric).inc()
+        metrics.count_after_commit(session, metrics.SLA_WARNINGS, metric)
     for (row, _), violation in zip(found.violations, shown, strict=True):
         data = {"conversation": published[row.id], "violation": violation.model_dump(mode="json")}
         events.emit(session, "sla.violated", data, to=conversation_rows.audience(row))
-        metrics.SLA_VIOLATIONS.labels(violation.kind).inc()
+        metrics.count_after_commit(session, metrics.SLA_VIOLATIONS, violation.kind)
     supervisors: dict[int | None, list[int]] = {}
     for row, reasons in found.escalated:
         if row.team_id not in supervisors:

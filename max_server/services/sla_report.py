@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from max_server.access import Actor
+from max_server.errors import not_found
 from max_server.models import Conversation, SlaOutcome, SlaTarget, SlaViolation, Team
 from max_server.schemas import (
     SlaCompliance,
@@ -53,8 +55,18 @@ def present_violations(session: Session, rows: Sequence[SlaViolation]) -> list[S
     ]
 
 
+def _team_for(session: Session, actor: Actor, team_ref: str) -> Team:
+    """A team the actor may report on: any for admins, their own teams for others (another
+    team is not found, as with conversations)."""
+    team = find_team(session, team_ref)
+    if not actor.is_admin and not actor.belongs_to(team.id):
+        raise not_found("team", team_ref)
+    return team
+
+
 def list_violations(
     session: Session,
+    actor: Actor,
     *,
     team_ref: str | None = None,
     since: datetime | None = None,
@@ -65,7 +77,9 @@ def list_violations(
     size = clamp_limit(limit)
     query = select(SlaViolation)
     if team_ref:
-        query = query.where(SlaViolation.team_id == find_team(session, team_ref).id)
+        query = query.where(SlaViolation.team_id == _team_for(session, actor, team_ref).id)
+    elif not actor.is_admin:
+        query = query.where(col(SlaViolation.team_id).in_(sorted(actor.teams)))
     if since is not None:
         query = query.where(col(SlaViolation.detected_at) >= since)
     if before_id is not None:
@@ -149,10 +163,15 @@ def report(session: Session, team: Team, days: int, now: datetime) -> SlaReport:
     )
 
 
-def reports(session: Session, team_ref: str | None, days: int, now: datetime) -> list[SlaReport]:
-    teams = (
-        [find_team(session, team_ref)]
-        if team_ref
-        else list(session.exec(select(Team).order_by(col(Team.slug))))
-    )
+def reports(
+    session: Session, actor: Actor, team_ref: str | None, days: int, now: datetime
+) -> list[SlaReport]:
+    """One team's report, or every team's the actor may report on (admins: all)."""
+    if team_ref:
+        teams = [_team_for(session, actor, team_ref)]
+    else:
+        query = select(Team).order_by(col(Team.slug))
+        if not actor.is_admin:
+            query = query.where(col(Team.id).in_(sorted(actor.teams)))
+        teams = list(session.exec(query))
     return [report(session, team, days, now) for team in teams]

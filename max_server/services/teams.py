@@ -12,6 +12,7 @@ from max_server.errors import Conflict, Forbidden, Unprocessable, not_found
 from max_server.models import Team, TeamMember, User
 from max_server.schemas import TeamCreate, TeamUpdate
 from max_server.services import audit
+from max_server.services.pagination import clamp_limit
 from max_server.services.users import get_user
 
 
@@ -20,7 +21,8 @@ def _require_admin(actor: Actor) -> None:
         raise Forbidden("only admins manage teams")
 
 
-def _valid_timezone(name: str) -> str:
+def valid_timezone(name: str) -> str:
+    """The IANA name, or 422 ``invalid_timezone`` (the one check of a team's time zone)."""
     try:
         return check_timezone(name)
     except ValueError as exc:
@@ -32,7 +34,7 @@ def create_team(session: Session, actor: Actor, data: TeamCreate) -> Team:
     team = Team(
         slug=data.slug,
         name=data.name or data.slug.replace("-", " ").replace("_", " ").title(),
-        timezone=_valid_timezone(data.timezone),
+        timezone=valid_timezone(data.timezone),
         auto_assign=data.auto_assign,
     )
     session.add(team)
@@ -58,27 +60,46 @@ def find_team(session: Session, ref: str | int) -> Team:
     return team
 
 
-def list_teams(session: Session) -> list[tuple[Team, int]]:
+def list_teams(
+    session: Session, *, after_slug: str | None = None, limit: int | None = None
+) -> tuple[list[tuple[Team, int]], str | None]:
+    """A page of teams by slug, each with its member count; and the slug to continue after."""
+    size = clamp_limit(limit)
     counts = select(TeamMember.team_id, func.count().label("n")).group_by(col(TeamMember.team_id)).subquery()
-    rows = session.exec(
-        select(Team, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.team_id == Team.id)
-        .order_by(col(Team.slug))
-    ).all()
-    return [(team, int(n)) for team, n in rows]
+    query = select(Team, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.team_id == Team.id)
+    if after_slug is not None:
+        query = query.where(col(Team.slug) > after_slug)
+    rows = session.exec(query.order_by(col(Team.slug)).limit(size + 1)).all()
+    page = [(team, int(n)) for team, n in rows[:size]]
+    return page, (page[-1][0].slug if len(rows) > size else None)
 
 
 def update_team(session: Session, actor: Actor, ref: str, data: TeamUpdate) -> Team:
+    """Name and auto-assignment here; the time zone and the after-hours message go through the
+    hours service's rules (a new time zone moves business-hours SLA deadlines, a message must
+    render), like ``max hours set --timezone`` and ``max hours message``."""
+    # The hours and SLA services build on this module (find_team): imported here, not above.
+    from max_server.services import hours, sla_policies
+
     _require_admin(actor)
     team = find_team(session, ref)
+    assert team.id is not None
     changes = data.model_dump(exclude_unset=True)
-    if "timezone" in changes and changes["timezone"] is not None:
-        changes["timezone"] = _valid_timezone(changes["timezone"])
-    for key, value in changes.items():
-        if value is not None or key == "after_hours_message":
-            setattr(team, key, value)
+    for key in ("name", "auto_assign"):
+        if changes.get(key) is not None:
+            setattr(team, key, changes[key])
+    recompute = False
+    if changes.get("timezone") is not None:
+        recompute = hours.set_timezone(team, changes["timezone"])
+        changes["timezone"] = team.timezone
+    if "after_hours_message" in changes:
+        team.after_hours_message = changes["after_hours_message"] = hours.checked_message(
+            changes["after_hours_message"]
+        )
     session.add(team)
     audit.record(session, actor, "team.updated", "team", team.id, changes)
+    if recompute:
+        sla_policies.request_recompute(session, team.id)
     session.commit()
     return team
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from max_server import clock
 from max_server.access import Actor
+from max_server.db import is_postgres
 from max_server.domain.tokens import hash_token, looks_like_token, new_token
 from max_server.errors import Conflict, Forbidden, not_found
 from max_server.models import ApiToken, TeamMember, User
@@ -18,6 +19,7 @@ from max_server.services import audit
 from max_server.services.pagination import clamp_limit
 
 TOUCH_EVERY = timedelta(seconds=60)
+_BOOTSTRAP_LOCK = 0x4D41_5842  # "MAXB": one first-user bootstrap at a time
 
 
 def count_users(session: Session) -> int:
@@ -39,6 +41,18 @@ def create_user(session: Session, actor: Actor, data: UserCreate) -> tuple[User,
     audit.record(session, actor, "user.created", "user", user.id, {"email": user.email, "role": user.role})
     session.commit()
     return user, token
+
+
+def bootstrap_first_user(session: Session, data: UserCreate) -> tuple[User, str]:
+    """Creates the first user of a database that has none (``max users create`` with no token
+    anywhere). Serialized, so of two concurrent bootstraps only one finds the database empty: an
+    advisory lock on PostgreSQL (counting alone would let both see zero users), the single
+    writer (``BEGIN IMMEDIATE``) on SQLite. Raises :class:`Conflict` once users exist."""
+    if is_postgres(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _BOOTSTRAP_LOCK})
+    if count_users(session) > 0:
+        raise Conflict("this database already has users", code="users_exist")
+    return create_user(session, Actor.system("cli-bootstrap"), data)
 
 
 def get_user(session: Session, user_id: int) -> User:

@@ -7,9 +7,9 @@
   in one transaction, logs the attempt, settles the delivery or queues the next attempt with its
   ``run_at`` (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): the schedule lives in the
   job table and survives restarts. A crash before that transaction reruns the same attempt.
-* 2xx succeeds; 410 disables the subscription; 408, 429, 3xx, 5xx, timeouts and network errors
-  retry; other 4xx and refused addresses stop. A subscription failing for ``webhooks.disable_after``
-  is disabled and the admins are notified.
+* 2xx succeeds; 410 disables the subscription; 408, 429, 5xx, timeouts and network errors
+  retry; redirects (never followed), other 4xx and refused addresses stop. A subscription
+  failing for ``webhooks.disable_after`` is disabled and the admins are notified.
 """
 
 from __future__ import annotations

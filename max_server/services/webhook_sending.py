@@ -25,16 +25,28 @@ _S = WebhookSubscription.__table__  # type: ignore[attr-defined]
 
 
 def classify(status_code: int | None) -> str:
-    """``success``, ``gone`` (410: disable), ``retry`` or ``stop`` for an answer (None: no answer)."""
+    """``success``, ``gone`` (410: disable), ``retry`` or ``stop`` for an answer (None: no answer).
+    DESIGN §6 retries 408, 429, 5xx and timeouts only. A redirect stops too: redirects are never
+    followed (the address guard checked this URL, not the next), so asking again cannot help."""
     if status_code is None:
         return "retry"
     if 200 <= status_code < 300:
         return "success"
     if status_code == 410:
         return "gone"
-    if status_code in (408, 429) or status_code >= 500 or 300 <= status_code < 400:
+    if status_code in (408, 429) or status_code >= 500:
         return "retry"
     return "stop"
+
+
+def _answer_error(response: httpx.Response) -> str | None:
+    """What the attempt log says beside the status code, when the code alone is not the story."""
+    if 300 <= response.status_code < 400:
+        where = response.headers.get("location", "")[:300] or "nowhere"
+        return (
+            f"HTTP {response.status_code}: redirects are not followed (to {where}); subscribe the final URL"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,11 @@ def post(
         ) as response:
             text = _read_prefix(response)
             return done(
-                response.status_code, text, None, classify(response.status_code), _retry_after(response)
+                response.status_code,
+                text,
+                _answer_error(response),
+                classify(response.status_code),
+                _retry_after(response),
             )
     except netguard.AddressRefused as exc:
         return done(None, None, f"address refused: {exc}", "stop")

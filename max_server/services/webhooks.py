@@ -30,7 +30,10 @@ from max_server.services.webhook_delivery import PING, cancel_pending, schedule
 from max_server.settings import Settings
 
 ROTATION_OVERLAP = timedelta(hours=24)
-# DESIGN §7: the events services emit (alike on the websocket and in webhooks).
+# Every event type a service emits (alike on the websocket and in webhooks): DESIGN §7's list
+# plus ``customer.tagged`` and ``customer.erased`` (docs/templates-webhooks.md). ``ping`` is not
+# here: it goes only to the subscription being tested, whatever it subscribes to.
+# tests/webhooks/test_event_types.py checks that every emitted type is listed.
 EVENT_TYPES = (
     "conversation.created",
     "conversation.updated",
@@ -46,6 +49,7 @@ EVENT_TYPES = (
     "customer.linked",
     "customer.unlinked",
     "customer.tagged",
+    "customer.erased",
     "customer.rate_limited",
     "template.status_updated",
     "media.stored",

@@ -99,7 +99,8 @@ class LinkDialog(ModalScreen[str | None]):
         self.suggestions: list[LinkSuggestion] = []
         self.found: list[CustomerPublic] = []
         self.candidates: dict[str, CustomerPublic] = {}
-        self.previewed: str | None = None
+        self.requested: str | None = None  # the candidate whose preview is loading or shown
+        self.previewed: str | None = None  # the candidate the preview panel shows
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -175,7 +176,10 @@ class LinkDialog(ModalScreen[str | None]):
         ids = list(self.candidates)
         if ids:
             options.highlighted = ids.index(keep) if keep in ids else 0
-        elif not self.suggestions:
+            return
+        self.requested = self.previewed = None
+        self.query_one("#link-confirm", Button).disabled = True
+        if not self.suggestions:
             self.query_one("#link-preview", Static).update(
                 Content.styled("No suggestions: search by email, phone or id.", "$text-muted")
             )
@@ -186,11 +190,21 @@ class LinkDialog(ModalScreen[str | None]):
             current = options.highlighted if options.highlighted is not None else -step
             options.highlighted = max(0, min(options.option_count - 1, current + step))
 
+    @property
+    def highlighted_id(self) -> str | None:
+        option = self.query_one("#link-candidates", OptionList).highlighted_option
+        return option.id if option is not None else None
+
     @on(OptionList.OptionHighlighted, "#link-candidates")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id is not None and event.option.id != self.previewed:
-            self.query_one("#link-confirm", Button).disabled = True
-            self.preview(event.option.id)
+        wanted = event.option.id
+        if wanted is None or wanted == self.requested:
+            return  # its preview is on screen or on its way
+        # Whatever was shown or loading is for another candidate now (A, B, back to A while B's
+        # preview still loads): nothing may be linked until this one's preview is in.
+        self.requested, self.previewed = wanted, None
+        self.query_one("#link-confirm", Button).disabled = True
+        self.preview(wanted)
 
     @work(exclusive=True, group="link-preview", exit_on_error=False)
     async def preview(self, customer_id: str) -> None:
@@ -199,8 +213,12 @@ class LinkDialog(ModalScreen[str | None]):
         try:
             document = await self.api.customer_context(customer_id, limit=PREVIEW_LIMIT)
         except ApiError as exc:
-            panel.update(Content.styled(f"Cannot preview: {exc.message}", "$text-error"))
+            if self.requested == customer_id:
+                self.requested = None  # highlighting it again retries
+                panel.update(Content.styled(f"Cannot preview: {exc.message}", "$text-error"))
             return
+        if customer_id != self.requested or customer_id != self.highlighted_id:
+            return  # a late answer for a candidate the agent has left
         self.previewed = customer_id
         panel.update(preview_content(self.primary, self.candidates[customer_id], document))
         self.query_one("#link-confirm", Button).disabled = False
@@ -217,7 +235,8 @@ class LinkDialog(ModalScreen[str | None]):
 
     @on(Button.Pressed, "#link-confirm")
     def _confirm(self) -> None:
-        if self.previewed is not None:
+        """Links only what the agent sees: the previewed candidate, still highlighted."""
+        if self.previewed is not None and self.previewed == self.highlighted_id:
             self.dismiss(self.previewed)
 
     def action_cancel(self) -> None:

@@ -1,7 +1,9 @@
-"""Find a conversation by customer name, number (#123), text of its last message, team or agent.
+"""Find a conversation (Ctrl+F): the server searches every conversation the agent may see, open or
+closed (customer name, phone or WhatsApp number, email, ``#number``, subject, message text).
 
-The API has no text search over conversations yet, so the dialog loads the most recent ones the
-agent may see (open and closed, ``SEARCH_LIMIT`` at most) once, then filters as the agent types.
+Each keystroke first filters what the console already holds (the open queues) so something shows
+at once; a quarter of a second after the agent stops typing, the server's answer replaces it (one
+request at a time: a newer query cancels the one in flight).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -22,8 +25,9 @@ from max_server.client import ApiError
 from max_server.schemas import ConversationPublic
 from max_tui.formatting import channel_short, one_line
 
-SEARCH_LIMIT = 500
-Loader = Callable[[], Awaitable[Sequence[ConversationPublic]]]
+SEARCH_DELAY_S = 0.25
+SHOWN = 100
+Searcher = Callable[[str], Awaitable[tuple[Sequence[ConversationPublic], bool]]]
 
 
 def haystack(conversation: ConversationPublic) -> str:
@@ -52,6 +56,13 @@ def matches(conversations: Sequence[ConversationPublic], query: str) -> list[Con
     return exact + [c for c in found if c not in exact]
 
 
+def number_first(conversations: Sequence[ConversationPublic], query: str) -> list[ConversationPublic]:
+    """The server's results (newest first), with the conversation whose number was typed first."""
+    number = query.strip().lstrip("#")
+    exact = [c for c in conversations if number.isdigit() and str(c.number) == number]
+    return exact + [c for c in conversations if c not in exact]
+
+
 def result_label(conversation: ConversationPublic, tz: tzinfo, width: int = 70) -> str:
     when = (conversation.last_message_at or conversation.created_at).astimezone(tz)
     head = (
@@ -68,44 +79,57 @@ class SearchDialog(ModalScreen[str | None]):
         Binding("up", "move(-1)", "Previous result", show=False, id="search.up"),
     ]
 
-    def __init__(self, load: Loader, tz: tzinfo) -> None:
+    def __init__(self, search: Searcher, held: Sequence[ConversationPublic], tz: tzinfo) -> None:
         super().__init__()
-        self.load = load
+        self.search_server = search
+        self.held = list(held)  # what the console already has (open queues): shown at once
         self.tz = tz
-        self.candidates: list[ConversationPublic] = []
         self.results: list[ConversationPublic] = []
+        self.searched: str | None = None  # the query the server answered last
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog search"):
             yield Label("Search conversations", classes="dialog-title")
-            yield Input(placeholder="name, #number, words of the last message…", id="search-input")
+            yield Input(placeholder="name, phone, #number, words of a message…", id="search-input")
             yield OptionList(id="search-results", markup=False)
-            yield Label("Loading…", id="search-status", classes="dialog-hint", markup=False)
+            yield Label("Searching…", id="search-status", classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#search-input", Input).focus()
-        self.fetch()
-
-    @work(exclusive=True, group="search")
-    async def fetch(self) -> None:
-        status = self.query_one("#search-status", Label)
-        try:
-            self.candidates = list(await self.load())
-        except ApiError as exc:
-            status.update(f"Cannot search: {exc.message}")
-            return
-        self.refilter()
+        self.search("")  # the most recent conversations
 
     @on(Input.Changed, "#search-input")
-    def refilter(self) -> None:
-        query = self.query_one("#search-input", Input).value
-        self.results = matches(self.candidates, query)[:100]
+    def _typed(self, event: Input.Changed) -> None:
+        query = event.value.strip()
+        self.show(matches(self.held, query)[:SHOWN], "searching all conversations…")
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(SEARCH_DELAY_S, lambda: self.search(query))
+
+    @work(exclusive=True, group="search", exit_on_error=False)
+    async def search(self, query: str) -> None:
+        try:
+            found, more = await self.search_server(query)
+        except ApiError as exc:
+            self.query_one("#search-status", Label).update(f"Cannot search: {exc.message}")
+            return
+        if query != self.query_one("#search-input", Input).value.strip():
+            return  # the agent typed on: the answer for the newer query is coming
+        self.searched = query
+        count = f"{len(found)}+" if more else str(len(found))
+        what = "recent conversations" if not query else f"found ({count})" if found else "nothing found"
+        self.show(number_first(found, query), what)
+
+    def show(self, results: Sequence[ConversationPublic], status: str) -> None:
         options = self.query_one("#search-results", OptionList)
+        keep = options.highlighted_option.id if options.highlighted_option else None
+        self.results = list(results)
         options.set_options(Option(result_label(c, self.tz), id=c.id) for c in self.results)
-        if self.results:
-            options.highlighted = 0
-        shown = f"{len(self.results)} of {len(self.candidates)} recent conversations"
-        self.query_one("#search-status", Label).update(shown + " · ⏎ open · esc cancel")
+        ids = [c.id for c in self.results]
+        if ids:
+            options.highlighted = ids.index(keep) if keep in ids else 0
+        self.query_one("#search-status", Label).update(f"{status} · ⏎ open · esc cancel")
 
     def action_move(self, step: int) -> None:
         options = self.query_one("#search-results", OptionList)

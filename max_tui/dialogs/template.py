@@ -1,15 +1,16 @@
 """Send an approved WhatsApp template (F8): the way to write to a customer more than 24 hours after
 their last message.
 
-Lists the templates approved for the conversation's WhatsApp number, in the chosen language (the
-agent's last choice is remembered), asks for each parameter, shows the final text as it will
-arrive, and dismisses with what to send (``TemplateChoice``); the screen sends it.
+Lists the templates approved for the conversation's WhatsApp number in the customer's language as
+far as MAX knows it (see ``flows.template``; "All languages" shows every one), asks for each
+parameter, shows the final text as it will arrive, and dismisses with what to send
+(``TemplateChoice``); the screen sends it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,9 +23,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from max_server.schemas import TemplatePublic
+from max_server.schemas import MessagePublic, TemplatePublic
 
 ALL_LANGUAGES = "*"
+KEYS_HINT = "↑↓ choose · ⇥ fields · ^S send · esc cancel"
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
@@ -74,19 +76,46 @@ def languages(templates: Sequence[TemplatePublic]) -> list[str]:
     return sorted({t.language for t in templates})
 
 
+def template_language(messages: Iterable[MessagePublic]) -> str | None:
+    """The language of the latest template among ``messages`` (what the customer was last
+    written to in), or None."""
+    found = None
+    for message in messages:
+        sent = message.payload.get("template") if message.type == "template" else None
+        if isinstance(sent, Mapping) and isinstance(sent.get("language"), str) and sent["language"]:
+            found = str(sent["language"])
+    return found
+
+
 class TemplateDialog(ModalScreen[TemplateChoice | None]):
+    # On short terminals (80×24) the parameter fields scroll in the space left, so the preview,
+    # the Send button and the keys stay in view (app.tcss, ``TemplateDialog.-short``).
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012 (Textual declares it so)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="template.cancel"),
         Binding("ctrl+s", "send", "Send", id="template.send"),
     ]
     AUTO_FOCUS = "#template-list"
 
-    def __init__(self, title: str, templates: Sequence[TemplatePublic], language: str | None) -> None:
+    def __init__(
+        self,
+        title: str,
+        templates: Sequence[TemplatePublic],
+        language: str | None,
+        why: str = "",
+    ) -> None:
+        """``language``: the one to list (``why``: where it comes from, shown beside it); the
+        agent can pick another or "All languages"."""
         super().__init__()
         self.title_text = title
         self.templates = list(templates)
         known = languages(self.templates)
-        self.language = language if language in known else (known[0] if len(known) == 1 else ALL_LANGUAGES)
+        if language in known:
+            self.language, self.why = str(language), why
+        elif len(known) == 1:
+            self.language, self.why = known[0], "the only language approved"
+        else:
+            self.language, self.why = ALL_LANGUAGES, ""
         self.chosen: TemplatePublic | None = None
 
     def compose(self) -> ComposeResult:
@@ -98,13 +127,14 @@ class TemplateDialog(ModalScreen[TemplateChoice | None]):
                 yield Select(
                     choices, value=self.language, allow_blank=False, id="template-language", compact=True
                 )
+                yield Label(self.why, id="template-language-why", markup=False)
             yield OptionList(id="template-list", markup=False)
             yield VerticalScroll(id="template-fields")
             yield Label("Preview", classes="field-label", markup=False)
             yield Static("", id="template-preview", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Send (^S)", id="template-send", variant="primary", disabled=True)
-            yield Label("↑↓ choose · ⇥ fields · ^S send · esc cancel", classes="dialog-hint", markup=False)
+                yield Button("Send (^S)", id="template-send", variant="primary", disabled=True, compact=True)
+                yield Label(KEYS_HINT, classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
         self._list()
@@ -132,7 +162,9 @@ class TemplateDialog(ModalScreen[TemplateChoice | None]):
 
     @on(Select.Changed, "#template-language")
     def _language(self, event: Select.Changed) -> None:
-        self.language = str(event.value)
+        if str(event.value) != self.language:
+            self.language = str(event.value)
+            self.query_one("#template-language-why", Label).update("")  # the agent's choice now
         self._list()
 
     @on(OptionList.OptionHighlighted, "#template-list")

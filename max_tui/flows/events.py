@@ -56,6 +56,8 @@ class EventsFlow(Flow):
                 elif self.ctx.store.get(message.conversation_id) is None:
                     self.run(self._fetch(message.conversation_id), "fetch")
             await screen.thread.add_or_update(message, self.ctx.now())
+            if message.conversation_id == screen.current_id:
+                screen.refresh_bindings()  # a failed send offers Resend
 
     def conversation(self, conversation: ConversationPublic, force: bool = False) -> None:
         screen, held = self.screen, self.ctx.store.get(conversation.id)

@@ -39,10 +39,14 @@ class NotificationsFlow(Flow):
         self.set_unread(listed.unread_count)
 
     def created(self, data: dict[str, Any]) -> None:
-        """``notification.created``: count it and show a toast."""
+        """``notification.created``: count it and show a toast (only our own: a server that
+        sent us someone else's must not raise our counter)."""
         try:
             item = NotificationPublic.model_validate(data)
         except ValidationError:
+            return
+        if item.user_id != self.ctx.viewer.user_id:
+            log.warning("ignored notification %s addressed to another user", item.id)
             return
         if item.read_at is None:
             self.set_unread(self.unread + 1)

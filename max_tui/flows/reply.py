@@ -1,13 +1,16 @@
-"""Sending what the agent typed (Enter in the composer), and the conversation actions behind
-F2–F7 and Ctrl+F: ask what is needed (a dialog), call the API, show the result."""
+"""Sending what the agent typed (Enter in the composer), resending a failed send (Ctrl+R), and the
+conversation actions behind F2–F7 and Ctrl+F: ask what is needed (a dialog), call the API, show
+the result."""
 
 from __future__ import annotations
 
 from max_server.client import ApiError
-from max_server.schemas import ConversationPublic
+from max_server.schemas import ConversationPublic, MessagePublic
 from max_tui.actions import done_message, perform
-from max_tui.dialogs.search import SEARCH_LIMIT, SearchDialog
+from max_tui.dialogs.confirm import ConfirmDialog
+from max_tui.dialogs.search import SearchDialog
 from max_tui.flows.base import Flow
+from max_tui.state import RESENT, activity
 from max_tui.widgets.composer import WINDOW_CLOSED
 
 MAX_REPLY = 4096
@@ -77,13 +80,46 @@ class ReplyFlow(Flow):
         self.screen.conversation_changed(changed)
         self.screen.notify(done_message(verb, changed), timeout=3)
 
+    def resend(self) -> None:
+        """Ctrl+R: the focused (or latest) failed or unknown message, sent again as a new one."""
+        conversation = self.screen.need_current()
+        if conversation is None:
+            return
+        message = self.screen.thread.resendable()
+        if message is None:
+            self.screen.notify("Nothing to resend: only failed or unknown sends can be.", severity="warning")
+            return
+        self.run(self._resend(conversation.id, message), "resend", exclusive=True)
+
+    async def _resend(self, conversation_id: str, message: MessagePublic) -> None:
+        if message.delivery_status == "unknown":
+            sure = await self.screen.app.push_screen_wait(
+                ConfirmDialog(
+                    "Resend this message?",
+                    "Its send was interrupted: it may have reached the customer already. "
+                    "Resending sends it again as a new message.",
+                    confirm="Resend",
+                )
+            )
+            if not sure:
+                return
+        self._own_change(conversation_id)  # a resend can take the conversation: no toast
+        try:
+            copy = await self.api.resend(conversation_id, message.id)
+        except ApiError as exc:
+            self.screen.notify(f"Not resent: {exc.message}", severity="error")
+            return
+        flagged = message.model_copy(update={"flags": [*message.flags, RESENT]})
+        await self.screen.thread.add_or_update(flagged, self.ctx.now())
+        await self.screen.show_new_message(copy)
+        self.screen.notify("Sent again, as a new message", timeout=3)
+
     def search(self) -> None:
         self.run(self._search(), "search")
 
     async def _search(self) -> None:
-        async def load() -> list[ConversationPublic]:
-            return await self.api.conversations(limit=SEARCH_LIMIT, status="all")
-
-        chosen = await self.screen.app.push_screen_wait(SearchDialog(load, self.ctx.tz))
+        held = sorted(self.ctx.store.conversations.values(), key=activity, reverse=True)
+        dialog = SearchDialog(self.api.search_conversations, held, self.ctx.tz)
+        chosen = await self.screen.app.push_screen_wait(dialog)
         if chosen is not None:
             await self.screen.open_conversation(chosen, focus_composer=True)

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, TextArea
+from textual.widgets import TextArea
 
 from max_server.client import ApiError
 from max_server.schemas import ConversationPublic, MessagePublic
@@ -30,11 +30,12 @@ from max_tui.flows.reply import ReplyFlow
 from max_tui.flows.sla import SlaFlow
 from max_tui.flows.template import TemplateFlow
 from max_tui.formatting import window_open
-from max_tui.keys import MAIN_BINDINGS
+from max_tui.keys import FOOTER_RANK, MAIN_BINDINGS
 from max_tui.session import ConsoleContext
 from max_tui.widgets.canned_dropdown import CannedDropdown
 from max_tui.widgets.composer import CONVERSATION_CLOSED, WINDOW_CLOSED, Composer
 from max_tui.widgets.context import ContextPane
+from max_tui.widgets.footer import FittedFooter
 from max_tui.widgets.message import MessageItem
 from max_tui.widgets.queue import QueuePane
 from max_tui.widgets.thread import ThreadView
@@ -78,7 +79,7 @@ class MainScreen(Screen[None]):
                 yield Composer(id="composer")
             yield ContextPane(self.ctx.tz, id="context")
         yield CannedDropdown(self.ctx.canned, id="canned-dropdown")
-        yield Footer(compact=True)
+        yield FittedFooter(FOOTER_RANK, compact=True)
 
     def on_mount(self) -> None:
         self.queue.sla_of = self.sla.countdown
@@ -131,6 +132,8 @@ class MainScreen(Screen[None]):
         dimmed (None) while no conversation is open."""
         if action == "sla":
             return self.ctx.viewer.role in ("supervisor", "admin")  # the report needs that role
+        if action == "resend":  # shown only while the thread has something to resend
+            return self.current is not None and self.thread.resendable() is not None
         if action == "template":
             conversation = self.current
             if conversation is None:
@@ -235,6 +238,7 @@ class MainScreen(Screen[None]):
             self.notify(f"Could not load the messages: {exc.message}", severity="error")
             return
         await self.thread.set_messages(conversation_id, messages, self.ctx.now(), earlier)
+        self.refresh_bindings()  # Resend applies when the thread has a failed send
 
     def show_current(self) -> None:
         conversation = self.current
@@ -273,6 +277,7 @@ class MainScreen(Screen[None]):
         if self.ctx.store.note_message(message):
             self.refresh_queue()
         await self.thread.add_or_update(message, self.ctx.now())
+        self.refresh_bindings()
 
     @on(CannedDropdown.Chosen)
     def _canned_chosen(self, event: CannedDropdown.Chosen) -> None:
@@ -332,6 +337,9 @@ class MainScreen(Screen[None]):
 
     def action_search(self) -> None:
         self.reply.search()
+
+    def action_resend(self) -> None:
+        self.reply.resend()
 
     async def action_next(self) -> None:
         await self._step(1)

@@ -1,7 +1,8 @@
 """One message in the thread: who and when, the text, media lines, and the delivery tick.
 
 A message with attachments can take the focus: Enter (or a click) opens its media (save with a
-fresh link, hand to the system's opener, preview an image)."""
+fresh link, hand to the system's opener, preview an image). So can one whose send failed or may
+not have happened: Ctrl+R (the screen's binding) sends it again."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from textual.widgets import Static
 
 from max_server.schemas import MediaPublic, MediaRef, MessagePublic
 from max_tui.formatting import clock_time, delivery_label, media_line
+from max_tui.state import RESENT, can_resend
 
 TICK_STYLES = {
     "read": "$text-accent bold",
@@ -40,6 +42,10 @@ def message_content(
     head: list[str | tuple[str, str] | Content] = [(who, "bold"), (f" · {when}", "$text-muted")]
     if message.direction == "outbound":
         head += [" · ", (delivery_label(message), TICK_STYLES.get(message.delivery_status, "$text-muted"))]
+        if RESENT in message.flags:
+            head.append((" · resent", "$text-muted"))
+        elif can_resend(message):
+            head.append((" · ^R resends", "$text-muted"))
     if "rate_limited" in message.flags:
         head.append((" · rate limited", "$text-warning"))
     lines = [Content.assemble(*head)]
@@ -73,7 +79,12 @@ class MessageItem(Static):
         self.message = message
         self.tz = tz
         self.customer_name = customer_name
-        self.can_focus = bool(message.media)
+        self.can_focus = self._focusable(message)
+
+    @staticmethod
+    def _focusable(message: MessagePublic) -> bool:
+        """Files open from a message, and a failed send is resent from it (Ctrl+R)."""
+        return bool(message.media) or can_resend(message)
 
     @staticmethod
     def _classes_for(message: MessagePublic) -> str:
@@ -83,7 +94,7 @@ class MessageItem(Static):
 
     def update_message(self, message: MessagePublic, now: datetime) -> None:
         self.message = message
-        self.can_focus = bool(message.media)
+        self.can_focus = self._focusable(message)
         self.set_classes(self._classes_for(message))
         self.update(message_content(message, now, self.tz, self.customer_name))
 

@@ -1,7 +1,8 @@
 """The queue: tabs Mine / Team queue / All open over one list of conversations.
 
-Each row is two lines: the customer's name, an ``ESC`` badge when it was escalated, priority and
-number; then the channel, how long the customer has been waiting, the countdown to the next SLA
+Each row is two lines: the customer's name, a ``HELD`` badge when the customer rate limit holds
+it (supervisors only; its preview stays collapsed), an ``ESC`` badge when it was escalated,
+priority and number; then the channel, how long the customer has been waiting, the countdown to the next SLA
 deadline (amber from 80 %, ``late`` in red once breached) and the last message. Enter opens the
 highlighted conversation.
 """
@@ -55,6 +56,7 @@ def row_prompt(
     width = max(width, 16)
     marker = ("▌", "$text-accent") if opened else " "
     right = Content.assemble(
+        ("HELD ", "$text-warning bold") if conversation.rate_limited else "",
         ("ESC ", "$text-error bold") if escalated(conversation) else "",
         (conversation.priority, PRIORITY_STYLES.get(conversation.priority, "")),
         (f" #{conversation.number}", "$text-muted"),
@@ -70,7 +72,10 @@ def row_prompt(
     if sla is not None:
         head = Content.assemble(head, (sla.short, sla.style), " ")
     preview_width = max(width - head.cell_length, 1)
-    preview = Content(one_line(conversation.last_message_preview or conversation.subject, preview_width))
+    if conversation.rate_limited:  # collapsed: the customer is over the rate limit
+        preview = Content.styled(one_line("held by the rate limit", preview_width), "$text-muted italic")
+    else:
+        preview = Content(one_line(conversation.last_message_preview or conversation.subject, preview_width))
     return Content.assemble(marker, name, " ", right, "\n", head, preview)
 
 

@@ -20,7 +20,7 @@ from textual.widgets import Collapsible, Static
 from max_server.schemas import ConversationPublic, MediaPublic, MessagePublic
 from max_tui.formatting import channel_label
 from max_tui.sla import Level, Policies, countdown, escalated
-from max_tui.state import delivery_moves_forward
+from max_tui.state import can_resend, delivery_moves_forward
 from max_tui.widgets.message import MessageItem
 
 EMPTY_HINT = "No conversation open: pick one in the queue (⏎)"
@@ -86,6 +86,19 @@ class ThreadView(Vertical):
 
     def item(self, message_id: str) -> MessageItem | None:
         return self._items.get(message_id)
+
+    @property
+    def messages(self) -> list[MessagePublic]:
+        """The open conversation's messages on screen, oldest first."""
+        return [item.message for item in self._items.values()]
+
+    def resendable(self) -> MessagePublic | None:
+        """What Ctrl+R resends: the focused message (None if it cannot be resent) or, when no
+        message has the focus, the latest that can be."""
+        focused = self.screen.focused
+        if isinstance(focused, MessageItem) and focused.message.id in self._items:
+            return focused.message if can_resend(focused.message) else None
+        return next((i.message for i in reversed(self._items.values()) if can_resend(i.message)), None)
 
     @property
     def media_messages(self) -> list[MessagePublic]:

@@ -3,12 +3,28 @@
 The routes are enumerated from the app itself, so a new route cannot escape these tests.
 """
 
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from max_server import __version__
 from max_server.api.public import PUBLIC_ROUTES, WEBSOCKET_ROUTES
-from tests.conftest import People, bearer
+from max_server.app import create_app
+from max_server.channels import chat_app
+from max_server.db import Database
+from max_server.settings import Settings
+from max_server.storage import get_storage
+from max_server.storage.local import LocalStorage
+from tests.conftest import People, bearer, make_settings
+from tests.support.migrations import database_at, one_behind_head
 from tests.support.routes import api_routes
 
 ROLE_BELOW = {"supervisor": "agent", "admin": "supervisor"}
@@ -74,11 +90,156 @@ def test_routes_answer_403_to_a_role_below_their_minimum(
     assert checked > 0
 
 
-def test_public_routes_each_have_their_own_check(api: TestClient) -> None:
-    assert api.get("/healthz").json()["status"] == "ok"
-    ready = api.get("/readyz")
+APP_SECRET = "public-route-app-secret"
+VERIFY_TOKEN = "public-route-verify-token"
+CHAT_SECRET = "public-route-chat-secret"
+METRICS_TOKEN = "public-route-metrics-token"
+
+
+@dataclass
+class Public:
+    """A server with every public route's secret configured, and what its checks need."""
+
+    client: TestClient
+    settings: Settings
+    backend: str
+    tmp_path: Path
+
+
+@pytest.fixture
+def public(db: Database, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Public]:
+    monkeypatch.delenv("MAX_CONFIG", raising=False)
+    settings = make_settings(
+        db,
+        tmp_path,
+        server={"metrics_token": METRICS_TOKEN, "public_url": "http://testserver"},
+        whatsapp={"app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN},
+        chat_app={"secret": CHAT_SECRET},
+    )
+    with TestClient(create_app(settings, db=db, background=False)) as client:
+        yield Public(client, settings, backend, tmp_path)
+
+
+def _meta_signature(raw: bytes, secret: str) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def check_healthz(p: Public) -> None:
+    """Liveness reveals nothing: a status and the version, to anyone."""
+    body = p.client.get("/healthz").json()
+    assert {k: v for k, v in body.items() if v} == {"status": "ok", "version": __version__}
+
+
+def check_readyz(p: Public) -> None:
+    """Ready only with a current schema: one migration behind answers 503."""
+    ready = p.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "migrations": "current"}
+    with database_at(p.backend, p.tmp_path, one_behind_head()) as behind:
+        # No lifespan: nothing but /readyz itself may touch the outdated schema.
+        stale = TestClient(create_app(p.settings, db=behind, background=False)).get("/readyz")
+    assert stale.status_code == 503
+    assert stale.json()["error"]["code"] == "migrations_pending"
+    assert "max db upgrade" in stale.json()["error"]["message"]
+
+
+def check_metrics(p: Public) -> None:
+    assert p.client.get("/metrics").status_code == 401
+    wrong = p.client.get("/metrics", headers=bearer("not-" + METRICS_TOKEN))
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "invalid_token")
+    right = p.client.get("/metrics", headers=bearer(METRICS_TOKEN))
+    assert right.status_code == 200 and "max_" in right.text
+
+
+def check_whatsapp_handshake(p: Public) -> None:
+    query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+    wrong = p.client.get("/webhooks/whatsapp", params={**query, "hub.verify_token": "guess"})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (403, "verify_token_mismatch")
+    assert p.client.get("/webhooks/whatsapp", params=query).status_code == 403
+    right = p.client.get("/webhooks/whatsapp", params={**query, "hub.verify_token": VERIFY_TOKEN})
+    assert (right.status_code, right.text) == (200, "1158201444")
+
+
+def _check_meta_signature(p: Public, path: str) -> None:
+    raw = json.dumps({"object": "whatsapp_business_account", "entry": []}).encode()
+    unsigned = p.client.post(path, content=raw, headers={"Content-Type": "application/json"})
+    assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (401, "invalid_signature")
+    forged = p.client.post(path, content=raw, headers=_meta_signature(raw, "not-the-app-secret"))
+    assert (forged.status_code, forged.json()["error"]["code"]) == (401, "invalid_signature")
+    altered = p.client.post(path, content=raw + b" ", headers=_meta_signature(raw, APP_SECRET))
+    assert altered.status_code == 401
+    signed = p.client.post(path, content=raw, headers=_meta_signature(raw, APP_SECRET))
+    assert signed.status_code == 200, signed.text
+
+
+def check_whatsapp_webhook(p: Public) -> None:
+    _check_meta_signature(p, "/webhooks/whatsapp")
+
+
+def check_whatsapp_template_status(p: Public) -> None:
+    _check_meta_signature(p, "/webhooks/whatsapp/template-status")
+
+
+def check_chat_app(p: Public) -> None:
+    raw = b"{}"
+    forged = p.client.post(
+        "/channels/chat-app/messages", content=raw, headers=chat_app.signed_headers("whsec_bm90LWl0", raw)
+    )
+    assert (forged.status_code, forged.json()["error"]["code"]) == (401, "invalid_signature")
+    unsigned = p.client.post("/channels/chat-app/messages", content=raw)
+    assert unsigned.status_code == 401
+    # Correctly signed, the same body gets past the signature (and is then judged on its content).
+    signed = p.client.post(
+        "/channels/chat-app/messages", content=raw, headers=chat_app.signed_headers(CHAT_SECRET, raw)
+    )
+    assert signed.status_code == 422, signed.text
+
+
+def check_media_link(p: Public) -> None:
+    storage = get_storage(p.settings)
+    assert isinstance(storage, LocalStorage)
+    source = p.tmp_path / "note.txt"
+    source.write_text("hola")
+    key = "media/1/2/note.txt"
+    storage.put_file(key, source, "text/plain")
+    link = storage.signed_url(key, 300, "note.txt", "text/plain").removeprefix("http://testserver")
+    assert p.client.get(link).text == "hola"
+    tampered = p.client.get(link.replace("sig=", "sig=x"))
+    assert (tampered.status_code, tampered.json()["error"]["code"]) == (403, "invalid_link")
+    other_name = p.client.get(link.replace("name=note.txt", "name=evil.html"))
+    assert other_name.status_code == 403
+    assert p.client.get(f"/media/{key}").status_code == 403
+    past = int(time.time()) - 10
+    expired = f"/media/{key}?exp={past}&name=note.txt&type=text%2Fplain&sig=" + storage.signature(
+        key, past, "note.txt", "text/plain"
+    )
+    assert (p.client.get(expired).status_code, p.client.get(expired).json()["error"]["code"]) == (
+        403,
+        "link_expired",
+    )
+
+
+PUBLIC_CHECKS: dict[tuple[str, str], Callable[[Public], None]] = {
+    ("GET", "/healthz"): check_healthz,
+    ("GET", "/readyz"): check_readyz,
+    ("GET", "/metrics"): check_metrics,
+    ("GET", "/webhooks/whatsapp"): check_whatsapp_handshake,
+    ("POST", "/webhooks/whatsapp"): check_whatsapp_webhook,
+    ("POST", "/webhooks/whatsapp/template-status"): check_whatsapp_template_status,
+    ("POST", "/channels/chat-app/messages"): check_chat_app,
+    ("GET", "/media/{key:path}"): check_media_link,
+}
+
+
+def test_every_public_route_has_its_own_check() -> None:
+    """A route added to the allow-list without a check here fails this test."""
+    assert set(PUBLIC_CHECKS) == set(PUBLIC_ROUTES)
+
+
+@pytest.mark.parametrize("route", sorted(PUBLIC_CHECKS), ids=lambda r: f"{r[0]} {r[1]}")
+def test_public_route_refuses_what_its_check_refuses(public: Public, route: tuple[str, str]) -> None:
+    PUBLIC_CHECKS[route](public)
 
 
 @pytest.mark.parametrize("header", ["Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer", "max_abc", "Bearer   "])

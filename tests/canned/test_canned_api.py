@@ -216,6 +216,37 @@ def test_render_fills_context_and_names_missing_variables(
     assert denied.status_code == 404
 
 
+def test_values_never_carry_braces_to_the_customer(api: TestClient, db: Database, people: People) -> None:
+    desk = Desk(api, people)
+    # The customer chose this profile name on WhatsApp: it is inserted without its braces.
+    customer = factories.customer(db, "{{order_id}} }}{{agent_name}}")
+    conversation = factories.conversation(db, team=desk.team, customer_row=customer)
+    made = desk.add(
+        desk.admin, shortcut="/hola", content="Hola {{customer_name}}, pedido {{order_id}}."
+    ).json()
+    url = f"{PATH}/{made['id']}/render"
+    body: dict[str, Any] = {"conversation_id": str(conversation.id), "variables": {"order_id": "A-1"}}
+    rendered = api.post(url, json=body, headers=bearer(desk.agent))
+    assert rendered.status_code == 200, rendered.text
+    assert rendered.json()["text"] == "Hola order_id agent_name, pedido A-1."
+    assert rendered.json()["variables"]["customer_name"] == "order_id agent_name"
+
+    # What the agent types is refused, not silently changed, on render and on send alike.
+    body["variables"] = {"order_id": "{{customer_email}}", "customer_name": "Juan}}"}
+    for action in ("render", "send"):
+        refused = api.post(f"{PATH}/{made['id']}/{action}", json=body, headers=bearer(desk.agent))
+        assert refused.status_code == 422, action
+        error = refused.json()["error"]
+        assert (error["code"], error["details"]) == (
+            "invalid_variable_value",
+            {"variables": ["order_id", "customer_name"]},
+        )
+    with db.session(write=False) as session:
+        assert session.get(CannedResponse, int(made["id"])).usage_count == 0  # type: ignore[union-attr]
+        sent = session.exec(select(Message).where(Message.direction == "outbound")).all()
+        assert sent == []
+
+
 def test_uses_are_counted_atomically_under_concurrency(live: LiveServer, people: People) -> None:
     team = people.team("support")
     _, admin = people.user("admin")

@@ -212,3 +212,37 @@ def test_a_callback_on_a_private_address_is_refused_by_default(
     assert failed is not None and failed.delivery_status == "failed"
     assert failed.error is not None and "private" in failed.error["title"]
     assert receiver.received == []
+
+
+def test_a_worker_lost_mid_call_resends_with_the_same_idempotency_key(
+    live: LiveServer, receiver: Receiver, worker: Worker, db: Database, people: People, clock: FrozenClock
+) -> None:
+    """Unlike WhatsApp, the Chat App dedupes on Idempotency-Key: a send found ``sending`` (its
+    worker died mid-call) is posted again instead of ending ``unknown``."""
+    from max_server.jobs import queue
+    from max_server.services import outbound
+
+    _, admin = people.user("admin")
+    post(live, customer_message())
+    [conversation] = httpx.get(live.url + "/api/v1/conversations", headers=bearer(admin)).json()[
+        "conversations"
+    ]
+    sent = httpx.post(
+        f"{live.url}/api/v1/conversations/{conversation['id']}/messages",
+        json={"text": "¿sigues ahí?"},
+        headers=bearer(admin),
+    ).json()
+    with db.session() as session:  # a worker claims the send, marks it sending, and dies
+        [claimed] = queue.claim(session, "dead-worker", clock.now(), 30)
+        session.commit()
+    assert claimed.kind == "chat_app.send"
+    assert outbound.begin(db, int(sent["id"])) is not None
+    clock.advance(seconds=31)  # its lease runs out; another worker takes the job over
+    worker.drain()
+    [delivered] = receiver.wait_for(1)
+    assert delivered.headers["idempotency-key"] == f"max-message-{sent['id']}"
+    assert json.loads(delivered.body)["text"] == "¿sigues ahí?"
+    with db.session(write=False) as session:
+        message = session.get(Message, int(sent["id"]))
+    assert message is not None
+    assert (message.delivery_status, message.error) == ("sent", None)

@@ -438,6 +438,13 @@ def test_max_sandbox_run_serves_until_sigterm_without_loading_server_code_at_imp
             assert info["whatsapp"]["graph_url"] == info["url"] + "/v23.0"
             assert info["whatsapp"]["app_secret"] == "s3cret"
             assert httpx.get(info["control"]["requests"]).json() == []
+            assert set(info["control"]) == {
+                "customer_message",
+                "status",
+                "template_status",
+                "sent",
+                "requests",
+            }
             with GraphClient(info["whatsapp"]["graph_url"], info["whatsapp"]["access_token"]) as client:
                 sent = client.send_message(info["whatsapp"]["phone_number_id"], text_body(TO, "hola"))
             assert sent.wamid

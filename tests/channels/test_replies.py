@@ -4,7 +4,6 @@ refusals, order, and a status that beats the send's answer."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,22 +16,13 @@ from max_server.clock import FrozenClock
 from max_server.db import Database
 from max_server.jobs.worker import Worker
 from max_server.models import Job, Message
-from tests.channels.conftest import APP_SECRET, WhatsApp
+from max_server.settings import Settings
+from tests.channels.conftest import WhatsApp
 from tests.conftest import People, bearer
 from tests.support.live import LiveServer
+from tests.support.sandbox_fixtures import sandbox_fixture, sandbox_graph_url  # noqa: F401
 
 WA = "5215512345678"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(app_secret=APP_SECRET, access_token="sandbox-token") as running:
-        yield running
-
-
-@pytest.fixture
-def graph_url(sandbox: Sandbox) -> str:
-    return sandbox.graph_url
 
 
 @pytest.fixture
@@ -97,6 +87,7 @@ def test_a_reply_inside_the_window_is_sent_exactly(
         "to": "+" + WA,
         "type": "text",
         "text": {"preview_url": False, "body": "¡Claro! ¿En qué te ayudo?"},
+        "biz_opaque_callback_data": f"max:{queued['id']}",  # Meta echoes it in statuses
     }
     [request] = [r for r in sandbox.requests if r.path.endswith("/messages")]
     assert request.headers["authorization"] == "Bearer sandbox-token"
@@ -173,23 +164,61 @@ def test_meta_s_refusal_131047_is_shown_on_the_message(
 
 
 def test_three_quick_replies_arrive_in_order(
-    live: LiveServer, sandbox: Sandbox, worker: Worker, db: Database, conversation: dict[str, Any], agent: str
+    live: LiveServer,
+    sandbox: Sandbox,
+    worker: Worker,
+    settings: Settings,
+    conversation: dict[str, Any],
+    agent: str,
 ) -> None:
-    sandbox.delay_next(0.5)  # the first send is slow; the others must still wait for it
+    """Three workers that claim one job at a time race for the sends while Meta answers each
+    slowly: the per-conversation order holds the second send until the first is answered."""
     texts = ["uno", "dos", "tres"]
+    for _ in texts:
+        sandbox.delay_next(0.4)
     for text in texts:
         assert reply(live, agent, conversation["id"], text).status_code == 201
-    parallel = Worker(
-        worker.db, worker.settings, concurrency=3, now=worker.now, name="parallel", lease_seconds=60
-    )
-    parallel.start()
+    one_at_a_time = settings.model_copy(update={"jobs": settings.jobs.model_copy(update={"claim_batch": 1})})
+    workers = [
+        Worker(worker.db, one_at_a_time, concurrency=1, now=worker.now, name=f"w{n}", lease_seconds=60)
+        for n in range(3)
+    ]
+    for each in workers:
+        each.start()
     try:
-        deadline = time.monotonic() + 20
-        while len(sandbox.sent_messages(accepted_only=True)) < 3 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while len(sandbox.answered()) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        parallel.stop()
-    assert [m["text"]["body"] for m in sandbox.sent_messages()] == texts
+        for each in workers:
+            each.stop()
+    sends = [r for r in sandbox.requests if r.path.endswith("/messages")]
+    assert [r.json["text"]["body"] for r in sends] == texts
+    answered = sandbox.answered()
+    assert [wamid for wamid, _ in answered] == [wamid for wamid, _ in sandbox.accepted()]
+    for n in range(len(texts) - 1):
+        # Request n+1 reached Meta only after Meta had answered request n.
+        assert sends[n + 1].received_at > answered[n][1], (n, sends[n + 1].received_at, answered[n][1])
+
+
+def test_a_message_is_sending_while_its_graph_call_is_in_flight(
+    live: LiveServer, sandbox: Sandbox, worker: Worker, db: Database, conversation: dict[str, Any], agent: str
+) -> None:
+    seen: list[str] = []
+
+    def look_while_meta_holds_the_call(wamid: str) -> None:
+        thread = httpx.get(
+            f"{live.url}/api/v1/conversations/{conversation['id']}/messages", headers=bearer(agent)
+        ).json()["messages"]
+        seen.append(thread[-1]["delivery_status"])
+
+    sandbox.before_send_answer(look_while_meta_holds_the_call)
+    queued = reply(live, agent, conversation["id"], "un momento").json()
+    assert queued["delivery_status"] == "pending"
+    worker.drain()
+    assert sandbox.hook_errors == []
+    assert seen == ["sending"]
+    assert message(db, queued["id"]).delivery_status == "sent"
 
 
 def test_a_status_that_arrives_before_the_send_s_answer_is_applied(
@@ -245,3 +274,29 @@ def test_a_worker_lost_mid_send_leaves_the_message_unknown(
     worker.drain()
     assert message(db, queued["id"]).delivery_status == "unknown"
     assert sandbox.sent_messages() == []
+
+
+def test_a_message_marked_unknown_learns_its_fate_from_meta_s_status(
+    live: LiveServer, sandbox: Sandbox, worker: Worker, db: Database, conversation: dict[str, Any], agent: str
+) -> None:
+    """The answer to the send is lost (timeout), so MAX never learns the wamid; Meta did accept
+    it, and its status webhook echoes the callback data the send carried."""
+    sandbox.delay_next(5.5)  # accepted, but only after whatsapp.timeout (5 s)
+    queued = reply(live, agent, conversation["id"], "¿llegó?").json()
+    worker.drain()
+    lost = message(db, queued["id"])
+    assert (lost.delivery_status, lost.channel_message_id) == ("unknown", None)
+    deadline = time.monotonic() + 15
+    while not sandbox.accepted() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(wamid, body)] = sandbox.accepted()
+    assert body["biz_opaque_callback_data"] == f"max:{queued['id']}"
+    answer = sandbox.status_update(live.url, wamid, "delivered", WA)
+    assert answer.status_code == 200 and answer.json()["received"] == {"status_applied": 1}
+    shown = httpx.get(
+        f"{live.url}/api/v1/conversations/{conversation['id']}/messages", headers=bearer(agent)
+    ).json()["messages"][-1]
+    assert (shown["id"], shown["delivery_status"], shown["error"]) == (queued["id"], "delivered", None)
+    assert message(db, queued["id"]).channel_message_id == wamid
+    sandbox.status_update(live.url, wamid, "read", WA)  # later statuses find it by its wamid
+    assert message(db, queued["id"]).delivery_status == "read"

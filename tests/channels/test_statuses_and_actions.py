@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,7 +12,8 @@ from sqlmodel import select
 from max_server.channels.whatsapp import payloads as p
 from max_server.clock import FrozenClock
 from max_server.db import Database
-from max_server.models import AuditEntry, Conversation, Event, Message, PendingStatus
+from max_server.jobs.worker import Worker
+from max_server.models import AuditEntry, Conversation, Event, InboundEvent, Message, PendingStatus
 from max_server.services import outbound, statuses
 from tests.channels.conftest import WhatsApp
 from tests.conftest import People, bearer
@@ -106,12 +107,74 @@ def test_a_status_before_its_message_id_is_known_waits_then_applies(
         assert session.exec(select(PendingStatus)).first() is None
 
 
-def test_unknown_learns_the_truth_from_meta() -> None:
+def test_the_order_of_statuses() -> None:
+    """(An ``unknown`` message learning its fate over HTTP: test_replies.py.)"""
     assert statuses.moves_forward("unknown", "sent")
     assert statuses.moves_forward("unknown", "failed")
     assert not statuses.moves_forward("failed", "read")
     assert not statuses.moves_forward("delivered", "failed")
     assert statuses.moves_forward("read", "played")
+
+
+@pytest.mark.parametrize("value", ["deleted", "warning"])
+def test_a_status_max_does_not_know_is_kept_and_changes_nothing(
+    whatsapp: WhatsApp, db: Database, clock: FrozenClock, value: str
+) -> None:
+    conversation = factories.conversation(db)
+    message = outbound_message(db, conversation, "wamid.odd", status="delivered")
+    item = p.status("wamid.odd", value, WA, clock.now().timestamp())
+    answer = whatsapp.statuses(item)
+    assert answer.json()["received"] == {"status_kept_unknown": 1}
+    assert reload(db, message).delivery_status == "delivered"
+    with db.session(write=False) as session:
+        [kept] = session.exec(select(InboundEvent))
+        assert session.exec(select(PendingStatus)).first() is None
+        assert session.exec(select(Event).where(Event.type == "message.status_updated")).first() is None
+    assert kept.kind == f"status:{value}"
+    assert (kept.payload["message_id"], kept.payload["raw"]) == (message.id, item)
+
+
+def test_callback_data_names_only_a_message_still_waiting_for_its_id(
+    whatsapp: WhatsApp, db: Database, clock: FrozenClock
+) -> None:
+    """A status whose wamid is unknown adopts the message its callback data names only while that
+    message has no id (``unknown`` or ``sending``); one already sent keeps its own wamid."""
+    conversation = factories.conversation(db)
+    sent = outbound_message(db, conversation, "wamid.mine")
+    lost = outbound_message(db, conversation, None, status="unknown")
+    ts = clock.now().timestamp()
+    whatsapp.statuses(p.status("wamid.other", "read", WA, ts, biz_opaque_callback_data=f"max:{sent.id}"))
+    assert (reload(db, sent).delivery_status, reload(db, sent).channel_message_id) == ("sent", "wamid.mine")
+    whatsapp.statuses(p.status("wamid.lost", "sent", WA, ts, biz_opaque_callback_data="someone else's"))
+    assert reload(db, lost).delivery_status == "unknown"
+    with db.session(write=False) as session:
+        waiting = sorted(s.channel_message_id for s in session.exec(select(PendingStatus)))
+    assert waiting == ["wamid.lost", "wamid.other"]
+    whatsapp.statuses(p.status("wamid.lost", "delivered", WA, ts, biz_opaque_callback_data=f"max:{lost.id}"))
+    found = reload(db, lost)
+    # The earlier status that waited for this wamid is applied first, then this one.
+    assert (found.delivery_status, found.channel_message_id, found.error) == ("delivered", "wamid.lost", None)
+    with db.session(write=False) as session:
+        assert [s.channel_message_id for s in session.exec(select(PendingStatus))] == ["wamid.other"]
+
+
+def test_statuses_that_waited_a_week_are_pruned(db: Database, worker: Worker) -> None:
+    from max_server.jobs import queue, registry
+
+    now = datetime.now(UTC)  # the prune job measures on the database's clock
+    with db.session() as session:
+        for wamid, age in (("wamid.old", timedelta(days=8)), ("wamid.young", timedelta(days=6))):
+            session.add(
+                PendingStatus(
+                    channel="whatsapp", channel_message_id=wamid, status="read", created_at=now - age
+                )
+            )
+        queue.enqueue(session, "statuses.prune", {})
+        session.commit()
+    assert worker.drain() == 1
+    with db.session(write=False) as session:
+        assert [s.channel_message_id for s in session.exec(select(PendingStatus))] == ["wamid.young"]
+    assert any(t.name == "statuses.prune" and t.interval == 86400 for t in registry.periodic_tasks())
 
 
 # Actions --------------------------------------------------------------------------------
@@ -206,6 +269,29 @@ def test_transfer_priority_close_and_reopen(live: LiveServer, crew: dict[str, An
         "conversation.assigned",
         "conversation.closed",
         "conversation.reopened",
+    ]
+    with db.session(write=False) as session:
+        audited = [
+            (a.action, a.actor_user_id, a.data)
+            for a in session.exec(
+                select(AuditEntry)
+                .where(AuditEntry.target_type == "conversation", AuditEntry.target_id == str(cid))
+                .order_by(AuditEntry.id)  # type: ignore[arg-type]
+            )
+        ]
+    ana, beto = crew["ana"][0].id, crew["beto"][0].id
+    support, sales = crew["support"].id, crew["sales"].id
+    assert audited == [
+        ("conversation.assigned", ana, {"from": None, "to": ana}),
+        ("conversation.updated", beto, {"priority": {"from": "normal", "to": "urgent"}}),
+        (
+            "conversation.transferred",
+            ana,
+            {"from_team": support, "to_team": sales, "previous_assignee": ana},
+        ),
+        ("conversation.assigned", beto, {"from": None, "to": beto}),
+        ("conversation.closed", beto, {"reason": "resolved"}),
+        ("conversation.reopened", beto, {"cycle": 2}),
     ]
     _ = sup_token
 

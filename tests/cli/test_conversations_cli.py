@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from max_server.db import Database
 from tests.cli.conftest import Max
 from tests.conftest import People
@@ -65,8 +67,39 @@ def test_channel_commands(max_cli: Max, live: LiveServer, people: People) -> Non
     assert (added["kind"], added["default_team"]["slug"]) == ("whatsapp", "sales")
     again = max_cli("channels", "add-whatsapp", "--phone-number-id", "106540352242922", "--json", env=env)
     assert again.exit_code == 1
+    error = json.loads(again.stderr)["error"]
+    assert error["code"] == "channel_exists" and "max channels update 106540352242922" in error["message"]
     listed = max_cli.json("channels", "list", env=env)
     assert [c["external_id"] for c in listed["channels"]] == ["106540352242922"]
     cleared = max_cli.json("channels", "set-default-team", "106540352242922", "none", env=env)
     assert cleared["default_team"] is None
     assert max_cli.json("channels", "show", added["id"], env=env)["display_number"] == "+1 555 078 3881"
+
+
+def test_a_number_added_from_a_webhook_is_completed_with_update(
+    max_cli: Max, live: LiveServer, people: People, db: Database
+) -> None:
+    from max_server.services import channels
+
+    _, admin = people.user("admin")
+    env = {"MAX_URL": live.url, "MAX_TOKEN": admin}
+    with db.session() as session:  # what the first webhook for an unconfigured number does
+        channels.upsert(session, "whatsapp", "106540352242922", name="15550783881")
+        session.commit()
+    updated = max_cli.json(
+        "channels", "update", "106540352242922", "--waba-id", "1234567890", "--name", "Ventas", env=env
+    )
+    assert (updated["waba_id"], updated["name"], updated["display_number"]) == ("1234567890", "Ventas", None)
+    human = max_cli("channels", "list", env=env)
+    assert human.exit_code == 0 and "Ventas" in human.stdout
+    missing = max_cli("channels", "update", "999", "--name", "x", "--json", env=env)
+    assert missing.exit_code == 3
+
+
+def test_an_invalid_assignee_filter_is_an_error(max_cli: Max, live: LiveServer, people: People) -> None:
+    _, admin = people.user("admin")
+    result = max_cli(
+        "conversations", "list", "--assignee", "bob", "--json", env={"MAX_URL": live.url, "MAX_TOKEN": admin}
+    )
+    assert result.exit_code == 2  # a usage error: the server refused the value with 422
+    assert json.loads(result.stderr)["error"]["code"] == "invalid_assignee"

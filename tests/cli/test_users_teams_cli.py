@@ -2,11 +2,20 @@
 
 import json
 import stat
+import threading
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from max_cli.connection import login_file
+from max_cli.output import CliError
+from max_server import migrate
+from max_server.db import Database
 from tests.cli.conftest import Max
 from tests.support.live import LiveServer
+from tests.support.migrations import database_at
 
 
 def test_bootstrap_then_everything_goes_through_the_api(
@@ -55,6 +64,41 @@ def test_bootstrap_then_everything_goes_through_the_api(
     assert max_cli.json("users", "deactivate", "beto@example.com", env=api)["is_active"] is False
 
 
+def test_two_concurrent_bootstraps_create_one_first_user(
+    config_file: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from max_cli import local
+    from max_server.services import users
+
+    real_count = users.count_users
+
+    def slow_count(session: Any) -> int:
+        found = real_count(session)
+        time.sleep(0.5)  # widens the window between counting and inserting, where a race lives
+        return found
+
+    monkeypatch.setattr(users, "count_users", slow_count)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def bootstrap(n: int) -> None:
+        start.wait()
+        try:
+            local.bootstrap_user(str(config_file), f"Admin {n}", f"admin{n}@example.com", "admin", 5)
+            outcomes.append("created")
+        except CliError as exc:
+            outcomes.append(f"{exc.code}:{exc.exit_code}")
+
+    threads = [threading.Thread(target=bootstrap, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["created", "missing_token:4"]
+    with db.session(write=False) as session:
+        assert real_count(session) == 1
+
+
 def test_exit_codes_and_errors(max_cli: Max, config_file: Path, live: LiveServer) -> None:
     token = max_cli.json(
         "users",
@@ -100,12 +144,15 @@ def test_human_output_is_a_table(max_cli: Max, config_file: Path, live: LiveServ
     )["token"]
     api = {"MAX_URL": live.url, "MAX_TOKEN": token}
     max_cli("teams", "create", "sales", env=api)
-    result = max_cli("teams", "list", env=api)
+    terminal = {**api, "FORCE_COLOR": "1", "TERM": "xterm-256color"}  # as if on a colour terminal
+    result = max_cli("teams", "list", env=terminal)  # NO_COLOR=1 comes from the fixture
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ID", "SLUG", "NAME", "TIMEZONE", "MEMBERS"]
     assert lines[1].split() == ["1", "sales", "Sales", "UTC", "0"]
-    assert "\x1b[" not in result.stdout  # NO_COLOR
+    assert "\x1b[" not in result.stdout  # NO_COLOR: no escape codes at all, not even bold
+    styled = max_cli("teams", "list", env={**terminal, "NO_COLOR": ""})  # empty: not set (no-color.org)
+    assert "\x1b[" in styled.stdout  # what NO_COLOR took away
 
 
 def test_login_stores_the_connection_privately(max_cli: Max, config_file: Path, live: LiveServer) -> None:
@@ -133,12 +180,19 @@ def test_login_stores_the_connection_privately(max_cli: Max, config_file: Path, 
     assert max_cli("teams", "list").exit_code == 4
 
 
-def test_db_upgrade_and_status(max_cli: Max, tmp_path: Path) -> None:
-    config = tmp_path / "fresh.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "fresh.db"}"\n')
-    status = max_cli.json("db", "status", "--config", str(config))
-    assert (status["current"], status["up_to_date"]) == (None, False)
-    upgraded = max_cli.json("db", "upgrade", "--config", str(config))
-    assert upgraded["changed"] is True
-    assert max_cli.json("db", "upgrade", "--config", str(config))["changed"] is False
-    assert max_cli.json("db", "status", "--config", str(config))["up_to_date"] is True
+def test_db_upgrade_and_status(max_cli: Max, tmp_path: Path, backend: str) -> None:
+    with database_at(backend, tmp_path, None) as fresh:
+        config = tmp_path / "fresh.toml"
+        config.write_text(f'[database]\nurl = "{fresh.url}"\n')
+        status = max_cli.json("db", "status", "--config", str(config))
+        assert (status["current"], status["up_to_date"]) == (None, False)
+        assert status["head"] == migrate.head_revision()
+        upgraded = max_cli.json("db", "upgrade", "--config", str(config))
+        assert (upgraded["from"], upgraded["to"], upgraded["changed"]) == (
+            None,
+            migrate.head_revision(),
+            True,
+        )
+        assert max_cli.json("db", "upgrade", "--config", str(config))["changed"] is False
+        assert max_cli.json("db", "status", "--config", str(config))["up_to_date"] is True
+        assert migrate.is_current(fresh)

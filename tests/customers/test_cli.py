@@ -30,7 +30,9 @@ def test_search_show_link_unlink_and_context(
     assert "Juan López" in max_cli("customers", "search", "juan", env=env).stdout
     assert max_cli.json("customers", "show", str(wa.id), env=env)["name"] == "Juan López"
     assert max_cli("customers", "show", "999999", "--json", env=env).exit_code == 3
-    [suggested] = max_cli.json("customers", "suggest", str(wa.id), env=env)["suggestions"]
+    suggest = max_cli.json("customers", "suggest", str(wa.id), env=env)
+    assert suggest["next_cursor"] is None
+    [suggested] = suggest["suggestions"]
     assert suggested["customer"]["id"] == str(app_user.id)
 
     linked = max_cli.json("customers", "link", str(wa.id), str(app_user.id), env=env)
@@ -78,24 +80,51 @@ def test_imports_report_bad_rows_and_keep_going(
     result = max_cli("customers", "import-transactions", str(csv_file), "--json", env=env)
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
-    assert (summary["rows"], summary["created"], summary["updated"], summary["failed"]) == (5, 2, 0, 3)
+    assert (summary["rows"], summary["created"], summary["updated"], summary["unchanged"]) == (5, 2, 0, 0)
+    assert summary["failed"] == 3
     assert [(e["line"], e["code"]) for e in summary["errors"]] == [
         (3, "invalid_amount"),
         (4, "customer_not_found"),
         (5, "invalid_row"),
     ]
     again = max_cli("customers", "import-transactions", str(csv_file), env=env)
-    assert "5 rows: 0 created, 2 updated, 3 failed." in again.stdout
+    assert "5 rows: 0 created, 0 updated, 2 unchanged, 3 failed." in again.stdout
     assert "line 3 (TXN-2)" in again.stderr
+    csv_file.write_text(csv_file.read_text().replace(f"TXN-4,{juan.id},250,", f"TXN-4,{juan.id},275,"))
+    changed = json.loads(max_cli("customers", "import-transactions", str(csv_file), "--json", env=env).stdout)
+    assert (changed["created"], changed["updated"], changed["unchanged"], changed["failed"]) == (0, 1, 1, 3)
     with Session(db.engine) as session:
         rows = session.exec(select(Transaction).order_by(col(Transaction.external_id))).all()
-    assert [(t.external_id, t.amount_minor) for t in rows] == [("TXN-1", 50000), ("TXN-4", 25000)]
+    assert [(t.external_id, t.amount_minor) for t in rows] == [("TXN-1", 50000), ("TXN-4", 27500)]
 
     tickets = tmp_path / "tickets.csv"
     tickets.write_text(f"ticket_id,customer_id,subject,status,url\nT-1,{juan.id},Login issue,open,\n")
     done = max_cli.json("customers", "import-tickets", str(tickets), env=env)
     assert (done["created"], done["failed"]) == (1, 0)
     assert max_cli("customers", "import-tickets", str(tmp_path / "missing.csv"), env=env).exit_code == 2
+
+
+def test_an_import_shows_a_progress_bar_on_a_terminal(
+    max_cli: Max, live: LiveServer, db: Database, people: People, tmp_path: Path
+) -> None:
+    _, admin = people.user("admin")
+    juan = factories.customer(db, "Juan")
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text(
+        "transaction_id,customer_id,amount,currency,status,occurred_at\n"
+        + "".join(f"TXN-{n},{juan.id},{n},USD,paid,2026-01-03T12:00:00Z\n" for n in range(1, 8))
+    )
+    # rich draws live displays only on a terminal; TTY_COMPATIBLE/TTY_INTERACTIVE make stderr one.
+    terminal = {"MAX_URL": live.url, "MAX_TOKEN": admin, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    shown = max_cli("customers", "import-transactions", str(csv_file), env=terminal)
+    assert shown.exit_code == 0, shown.stderr
+    assert "Importing transactions" in shown.stderr
+    assert "7/7" in shown.stderr  # the bar's count reached the last row
+    assert "━" in shown.stderr  # the bar itself
+    assert "7 rows: 7 created" in shown.stdout
+    quiet = max_cli("customers", "import-transactions", str(csv_file), "--json", env=terminal)
+    assert "Importing" not in quiet.stderr  # JSON runs stay machine-readable
+    assert json.loads(quiet.stdout)["unchanged"] == 7
 
 
 def test_erase_asks_and_is_admin_only(max_cli: Max, live: LiveServer, db: Database, people: People) -> None:

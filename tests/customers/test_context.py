@@ -139,15 +139,17 @@ def test_the_context_answers_the_seeds_document(
 def test_upserts_are_idempotent_and_exact(api: TestClient, db: Database, admin: str, people: People) -> None:
     juan, ana = factories.customer(db, "Juan"), factories.customer(db, "Ana")
     first = put(api, admin, f"{juan.id}/transactions/TXN-1", txn("19.99"))
-    assert first.status_code == 201
+    assert (first.status_code, first.json()["outcome"]) == (201, "created")
     assert (first.json()["amount"], first.json()["amount_minor"]) == (19.99, 1999)
     again = put(api, admin, f"{juan.id}/transactions/TXN-1", txn("19.99"))
-    assert again.status_code == 200
-    assert again.json() == first.json()  # nothing changed, not even updated_at
+    assert (again.status_code, again.json()["outcome"]) == (200, "unchanged")
+    # nothing changed, not even updated_at
+    assert {**again.json(), "outcome": "created"} == first.json()
     refunded = put(
         api, admin, f"{juan.id}/transactions/TXN-1", txn(amount_minor=1999, amount=None, status="refunded")
     )
     assert (refunded.status_code, refunded.json()["status"]) == (200, "refunded")
+    assert refunded.json()["outcome"] == "updated"
     elsewhere = put(api, admin, f"{ana.id}/transactions/TXN-1", txn("19.99"))
     assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (
         409,
@@ -168,9 +170,10 @@ def test_upserts_are_idempotent_and_exact(api: TestClient, db: Database, admin: 
     assert put(api, admin, "999999/transactions/TXN-6", txn()).status_code == 404
     ticket = put(api, admin, f"{juan.id}/tickets/T-1", {"subject": "Login", "status": "open"})
     assert ticket.status_code == 201
-    assert (
-        put(api, admin, f"{juan.id}/tickets/T-1", {"subject": "Login", "status": "closed"}).status_code == 200
-    )
+    closed = put(api, admin, f"{juan.id}/tickets/T-1", {"subject": "Login", "status": "closed"})
+    assert (closed.status_code, closed.json()["outcome"]) == (200, "updated")
+    same = put(api, admin, f"{juan.id}/tickets/T-1", {"subject": "Login", "status": "closed"})
+    assert (same.status_code, same.json()["outcome"]) == (200, "unchanged")
     _, agent = people.user("agent")
     assert put(api, agent, f"{juan.id}/tickets/T-2", {"subject": "x", "status": "open"}).status_code == 403
 

@@ -43,6 +43,20 @@ def test_refusals_are_clear(api: TestClient, db: Database, people: People) -> No
     assert states == {"Ana": (False, c.id), "Beto": (False, a.id), "Caro": (True, None)}
 
 
+def test_linking_into_an_inactive_primary_is_refused(api: TestClient, db: Database, people: People) -> None:
+    _, admin = people.user("admin")
+    a, b, c = (factories.customer(db, name) for name in ("Ana", "Beto", "Caro"))
+    assert link(api, admin, a.id, b.id).status_code == 201  # Beto is now inactive, linked into Ana
+    refused = link(api, admin, b.id, c.id)  # into Beto: no cycle (Caro is in no chain), just inactive
+    assert code(refused) == (409, "customer_inactive")
+    error = refused.json()["error"]
+    assert error["details"] == {"customer_id": str(b.id), "merged_into_id": str(a.id)}
+    assert f"customer {b.id} is not active (it was linked into customer {a.id})" in error["message"]
+    with db.session(write=False) as session:
+        states = {r.name: (r.is_active, r.merged_into_id) for r in session.exec(select(Customer))}
+    assert states == {"Ana": (True, None), "Beto": (False, a.id), "Caro": (True, None)}  # nothing moved
+
+
 def test_undo_goes_in_reverse_order(api: TestClient, db: Database, people: People) -> None:
     _, admin = people.user("admin")
     a, b, c = (factories.customer(db, name) for name in ("Ana", "Beto", "Caro"))

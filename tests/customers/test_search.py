@@ -132,6 +132,7 @@ def test_suggestions_share_a_phone_or_an_email(api: TestClient, db: Database, pe
     factories.customer(db, "Stranger", phone_e164="+14155550123")
     response = api.get(f"/api/v1/customers/{wa.id}/link-suggestions", headers=bearer(admin))
     assert response.status_code == 200, response.text
+    assert response.json()["next_cursor"] is None  # DESIGN §7's list shape; one bounded page
     found = {s["customer"]["id"]: s["reasons"] for s in response.json()["suggestions"]}
     assert found == {
         str(app_user.id): [{"kind": "phone", "value": "+525512345678"}],

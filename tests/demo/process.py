@@ -1,11 +1,18 @@
-"""``max demo --headless`` as a real child process: its announced variables, and a clean stop."""
+"""``max demo`` as a real child process: headless (its announced variables, and a clean stop),
+or with the console in a pseudo-terminal."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pty
 import queue
+import re
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -112,3 +119,73 @@ def eventually(probe: Callable[[], T | None], timeout: float = 40.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout:.0f} s {last}")
         time.sleep(0.25)
+
+
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+class ConsoleDemo:
+    """``max demo ARGS`` (the console) in a pseudo-terminal of 120×40, as a person runs it; a
+    thread keeps reading the screen so the child never blocks on a full terminal."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        home = workdir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        self.tmp = workdir / "tmp"
+        self.tmp.mkdir(exist_ok=True)
+        self.env = clean_env(home, TMPDIR=str(self.tmp), TERM="xterm-256color", COLORTERM="truecolor")
+        self.env.pop("NO_COLOR", None)
+        self.args = ["demo", *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._screen = bytearray()
+        self._lock = threading.Lock()
+        self._master = -1
+
+    def start(self) -> ConsoleDemo:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.proc = subprocess.Popen(
+            max_command(*self.args), env=self.env, stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True,
+        )  # fmt: skip
+        os.close(slave)
+        self._master = master
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._screen += chunk
+
+    def text(self) -> str:
+        """Everything written to the terminal so far, without escape sequences."""
+        with self._lock:
+            raw = bytes(self._screen)
+        return ANSI.sub("", raw.decode("utf-8", errors="replace"))
+
+    def press(self, keys: bytes) -> None:
+        os.write(self._master, keys)
+
+    def data_dir(self) -> Path | None:
+        found = sorted(self.tmp.glob("max-demo-*"))
+        return found[0] if found else None
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self._master >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._master)
+            self._master = -1

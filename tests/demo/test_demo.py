@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,15 +13,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.demo.process import DemoProcess, eventually
+from tests.demo.process import ConsoleDemo, DemoProcess, eventually
 from tests.support.processes import clean_env, max_command
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CTRL_Q = b"\x11"
+# Ctrl+Q to exit: under 1 s, also with both cores busy (measured); the bound
+# leaves room for a loaded CI machine and still catches a shutdown that waits on something.
+QUIT_WITHIN_S = 3.0
+URGENT_FRT_S = 3  # the urgent request's first-response target: it breaches within the test
+# The SLA monitor runs once a minute (on the minute): the breach is seen within that and a bit.
+MONITOR_TICK_S = 60
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[DemoProcess]:
-    running = DemoProcess(tmp_path, "--pace", "0.2").start()
+    running = DemoProcess(tmp_path, "--pace", "0.2", "--urgent-frt", f"{URGENT_FRT_S}s").start()
     yield running
     running.kill()
 
@@ -71,6 +80,8 @@ def test_headless_demo_runs_customers_media_limits_and_verified_webhooks(
     assert api.get("/api/v1/me")["role"] == "admin"
     agent = connect(demo.values["MAX_URL"], demo.values["MAX_AGENT_TOKEN"]).get("/api/v1/me")
     assert agent["role"] == "agent"
+
+    seeded_configuration_is_there(api)
 
     # Conversations on both channels, routed to the seeded teams, one on the short urgent SLA.
     def all_conversations() -> list[dict[str, Any]] | None:
@@ -129,10 +140,52 @@ def test_headless_demo_runs_customers_media_limits_and_verified_webhooks(
     assert [s["customer"]["name"] for s in suggestions] == ["María González"], suggestions
     assert suggestions[0]["reasons"][0]["kind"] == "phone"
 
+    # Nobody answered the urgent request: the monitor records the breach of its short target.
+    def breached() -> list[dict[str, Any]]:
+        found = api.get("/api/v1/sla/violations")["violations"]
+        return [v for v in found if v["kind"] == "frt" and v["priority"] == "urgent"]
+
+    [violation] = eventually(breached, timeout=MONITOR_TICK_S + 30, what="the urgent SLA breached")
+    assert violation["target_s"] == URGENT_FRT_S and violation["actual_s"] >= URGENT_FRT_S, violation
+
     # Ctrl-C: a clean stop, exit 0, and the throwaway directory is gone.
     assert demo.interrupt() == 0, demo.stderr()
     assert "Traceback" not in demo.stderr()
     assert not data_dir.exists()
+
+
+def seeded_configuration_is_there(api: Api) -> None:
+    """What the demo seeds, read back through the API as an administrator would."""
+    canned = {r["shortcut"]: r for r in api.get("/api/v1/canned-responses")["responses"]}
+    spanish, english = {"/hola", "/gracias", "/pedido", "/reembolso"}, {"/hello", "/thanks", "/order"}
+    assert spanish | english | {"/cotizacion"} <= set(canned), sorted(canned)
+    assert canned["/pedido"]["variables"] == ["order_id", "days"] and canned["/pedido"]["scope"] == "team"
+    assert "{{customer_first_name|there}}" in canned["/hello"]["content"]
+
+    users = {u["id"]: u["email"] for u in api.get("/api/v1/users", limit=500)["users"]}
+    skills = {
+        (users[s["user_id"]], s["skill"]): s["proficiency"] for s in api.get("/api/v1/skills")["skills"]
+    }
+    assert skills[("sofia@demo.example.com", "billing")] == 3
+    assert skills[("tom@demo.example.com", "english")] == 5
+
+    support, sales = (api.get(f"/api/v1/hours/{team}") for team in ("support", "sales"))
+    assert [(i["day"], i["opens"], i["closes"]) for i in support["intervals"]] == [
+        (day, "00:00", "00:00") for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    ]
+    assert [(i["day"], i["opens"], i["closes"]) for i in sales["intervals"]] == [
+        *((day, "09:00", "18:00") for day in ("mon", "tue", "wed", "thu", "fri")),
+        ("sat", "10:00", "14:00"),
+    ]
+    assert sales["timezone"] == "America/Mexico_City" and "Ventas" in sales["after_hours_message"]
+
+    targets = {
+        t["team"]["slug"]: (t["frt"], t["resolution"]) for t in api.get("/api/v1/sla/targets")["targets"]
+    }
+    assert targets == {"support": (95.0, 90.0), "sales": (90.0, 85.0)}
+    policies = {(p["team"]["slug"], p["priority"]): p for p in api.get("/api/v1/sla/policies")["policies"]}
+    assert policies[("support", "urgent")]["frt_target_s"] == URGENT_FRT_S
+    assert policies[("sales", "normal")]["business_hours_only"] is True
 
 
 def test_a_data_directory_is_kept_and_reused(tmp_path: Path, connect: Callable[[str, str], Api]) -> None:
@@ -187,3 +240,45 @@ def test_a_directory_the_demo_did_not_make_is_refused(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert config.read_text().startswith("[database]")  # untouched
     assert sorted(p.name for p in data.iterdir()) == ["config.toml"]
+
+
+def test_the_console_opens_as_the_agent_and_ctrl_q_stops_everything(tmp_path: Path) -> None:
+    console = ConsoleDemo(tmp_path, "--pace", "0.2").start()
+    try:
+        data_dir = eventually(console.data_dir, what="the demo's temporary directory")
+        config = eventually(lambda: _config(data_dir), what="the demo's config")
+        urls = [
+            config["server"]["public_url"],
+            config["whatsapp"]["graph_url"].rsplit("/", 1)[0],  # the sandbox
+            config["chat_app"]["callback_url"].rsplit("/", 2)[0],  # the webhook receiver
+        ]
+        # The console is connected as Sofía and shows the customers' conversations.
+        eventually(
+            lambda: all(name in console.text() for name in ("Sofía", "Ana López", "John Carter")),
+            what="the console showing the queue",
+        )
+        assert httpx.get(urls[0] + "/healthz", timeout=5).status_code == 200
+        console.press(CTRL_Q)
+        asked = time.monotonic()
+        code = console.wait(30)
+        took = time.monotonic() - asked
+        screen = console.text()
+    finally:
+        console.kill()
+    assert code == 0, screen[-3000:]
+    assert "Demo stopped." in screen and "Traceback" not in screen, screen[-3000:]
+    assert took < QUIT_WITHIN_S, f"Ctrl+Q took {took:.1f} s"
+    assert not data_dir.exists()  # the throwaway directory is gone
+    for url in urls:  # and nothing listens any more
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url + "/healthz", timeout=2)
+
+
+def _config(data_dir: Path) -> dict[str, Any] | None:
+    path = data_dir / "config.toml"
+    if not path.exists():
+        return None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError:  # written atomically, but read while it is replaced
+        return None

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from max_server.domain.routing import Candidate, check_pattern, choose, matches
+from max_server.domain.routing import Candidate, check_pattern, choose, matches, waiting_reason
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -59,7 +59,7 @@ def test_capacity_picks_the_lowest_load_ratio_then_the_one_idle_longest() -> Non
 def test_nobody_goes_over_capacity() -> None:
     full = [agent(1, load=3, capacity=3), agent(2, load=0, capacity=0)]
     choice = choose(full, [], may_relax=True)
-    assert (choice.winner, choice.strategy) == (None, "no_agent")
+    assert (choice.winner, choice.strategy) == (None, "no_agent_available")
 
 
 def test_skills_need_all_of_them_not_any() -> None:
@@ -96,3 +96,25 @@ def test_the_winner_always_has_room_and_the_lowest_ratio(loads: list[tuple[int, 
         return
     assert choice.winner is not None and choice.winner.load < choice.winner.capacity
     assert choice.winner.load_ratio == min(c.load_ratio for c in with_room)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 5), st.integers(0, 5)), max_size=6
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_cheap_waiting_reason_is_the_one_choose_gives(
+    agents: list[tuple[int, int, int, int]], needs_skills: bool, may_relax: bool
+) -> None:
+    """A pass compares the cheap reason with the last recorded one: they must never disagree."""
+    pool = [
+        agent(i, load=load, capacity=cap, english=english, billing=billing)
+        for i, (load, cap, english, billing) in enumerate(agents)
+    ]
+    need = [{"skill": "english", "min": 3}, {"skill": "billing", "min": 2}] if needs_skills else []
+    choice = choose(pool, need, may_relax=may_relax)
+    if choice.winner is None:
+        assert (choice.strategy, choice.reason) == waiting_reason(pool, need, may_relax=may_relax)
+        assert choice.strategy in ("waiting_for_skills", "no_agent_available")

@@ -8,10 +8,14 @@ from hypothesis import strategies as st
 
 from max_server.domain.templating import (
     CONTEXT_VARIABLES,
+    InvalidValues,
     MissingVariables,
     TemplateError,
+    check_given,
+    filled,
     first_name,
     missing,
+    neutralise,
     placeholders,
     render,
     required,
@@ -122,3 +126,27 @@ def test_rendering_never_leaves_braces(
             render(template, values)
     else:
         assert render(template, values) == lenient
+
+
+def test_inserted_values_never_carry_braces() -> None:
+    # A WhatsApp profile name is the customer's to choose: it cannot smuggle a variable in.
+    values = {"customer_name": "{{agent_name}}", "team_name": "}}}{{{Soporte}}"}
+    assert render("Hola {{customer_name}} de {{team_name}}", values) == "Hola agent_name de Soporte"
+    assert render("[{{customer_name|amigo}}]", {"customer_name": "{{}}"}) == "[amigo]"  # nothing left
+    assert render("{{a}}", {"a": "a {x} b"}) == "a {x} b"  # single braces inside are just text
+    assert render("a{{{v}}}b", {"v": "{x}"}) == "a{x}b"  # no brace pairs with the template's own
+    assert filled("{{a}} {{b|fb}} {{c}}", {"a": "{{x}}", "b": "{{ }}"}) == {"a": "x", "b": "fb", "c": ""}
+
+
+def test_agent_given_values_with_braces_are_named() -> None:
+    check_given({"order_id": "A-1", "note": "{single}", "empty": None})  # fine
+    with pytest.raises(InvalidValues) as caught:
+        check_given({"order_id": "{{customer_email}}", "ok": "1", "note": "abc}}"})
+    assert caught.value.names == ["order_id", "note"]
+
+
+@given(st.text(alphabet="{}ab ", max_size=30), st.sampled_from(["{{v}}", "x{{{v}}}y", "{ {{v}}{{v}} }"]))
+def test_no_value_puts_double_braces_in_the_text(value: str, template: str) -> None:
+    for text in (neutralise(value), render(template, {"v": value}, strict=False)):
+        assert "{{" not in text and "}}" not in text
+    assert neutralise(neutralise(value)) == neutralise(value)

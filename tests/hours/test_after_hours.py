@@ -4,7 +4,6 @@ low; a failing send never blocks ingest; teams without hours are always open."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,26 +22,16 @@ from max_server.schemas import HoursSet
 from max_server.services import channels, inbound
 from max_server.services import hours as hours_service
 from max_server.settings import Settings
-from tests.channels.conftest import APP_SECRET, PHONE_NUMBER_ID, WhatsApp
+from tests.channels.conftest import PHONE_NUMBER_ID, WhatsApp
 from tests.conftest import People, bearer
 from tests.support import factories
 from tests.support.live import LiveServer
+from tests.support.sandbox_fixtures import sandbox_fixture, sandbox_graph_url  # noqa: F401
 
 ADMIN = Actor.system("tests")
 MESSAGE = "Hola {{customer_first_name|}}, abrimos a las 9:00 (caso #{{conversation_number}}). {{agent_name|}}"
 MONDAY_NIGHT = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # Monday 21:00 in Mexico City
 TUESDAY_MORNING = datetime(2026, 3, 3, 16, 0, tzinfo=UTC)  # Tuesday 10:00
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(app_secret=APP_SECRET, access_token="sandbox-token") as running:
-        yield running
-
-
-@pytest.fixture
-def graph_url(sandbox: Sandbox) -> str:
-    return sandbox.graph_url
 
 
 @pytest.fixture
@@ -197,3 +186,43 @@ def test_rate_limited_messages_and_answered_conversations_are_skipped(
     with db.session() as session:
         assert hours_service.send_after_hours_reply(session, answered.id) is None  # type: ignore[arg-type]
     assert outbound(db, answered.id) == []  # type: ignore[arg-type]
+
+
+def test_the_team_s_after_hours_message_follows_the_hours_rules_when_patched(
+    support: Any, live: LiveServer, people: People, db: Database, worker: Worker, clock: FrozenClock
+) -> None:
+    _, admin = people.user("admin")
+    url = f"{live.url}/api/v1/teams/support"
+    for text, code in (
+        ("Hola {{customer_name, volvemos a las 9", "invalid_template"),  # would fail every send
+        ("Tu pedido {{order_id}} sigue en camino", "unknown_variables"),  # nobody can fill it
+    ):
+        refused = httpx.patch(url, json={"after_hours_message": text}, headers=bearer(admin))
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, code), text
+    assert httpx.get(url, headers=bearer(admin)).json()["after_hours_message"] == MESSAGE
+    kept = httpx.patch(
+        url,
+        json={"after_hours_message": "  Volvemos a las 9, {{customer_first_name|}}.  "},
+        headers=bearer(admin),
+    )
+    assert (kept.status_code, kept.json()["after_hours_message"]) == (
+        200,
+        "Volvemos a las 9, {{customer_first_name|}}.",
+    )
+    removed = httpx.patch(url, json={"after_hours_message": "   "}, headers=bearer(admin))
+    assert (removed.status_code, removed.json()["after_hours_message"]) == (200, None)
+
+
+def test_a_malformed_message_saved_before_the_checks_is_skipped_not_retried(
+    support: Any, db: Database, sandbox: Sandbox, clock: FrozenClock
+) -> None:
+    with db.session() as session:
+        team = session.get(type(support), support.id)
+        team.after_hours_message = "Hola {{customer_name"  # written directly, as before validation existed
+        session.add(team)
+        session.commit()
+    clock.set(MONDAY_NIGHT)
+    row = factories.conversation(db, team=support)
+    with db.session() as session:
+        assert hours_service.send_after_hours_reply(session, row.id) is None  # type: ignore[arg-type]
+    assert outbound(db, row.id) == [] and sandbox.sent_messages() == []  # type: ignore[arg-type]

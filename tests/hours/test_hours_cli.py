@@ -238,3 +238,46 @@ def test_hours_over_the_api(live: LiveServer, people: People) -> None:
     naive = httpx.get(url + "/check", params={"at": "2026-03-02T10:00:00"}, headers=bearer(admin))
     assert (naive.status_code, naive.json()["error"]["code"]) == (422, "naive_time")
     assert httpx.get(live.url + "/api/v1/hours/nope", headers=bearer(admin)).status_code == 404
+
+
+def test_holidays_of_a_subdivision(max_cli: Max, live: LiveServer, people: People) -> None:
+    people.team("west", timezone="America/Los_Angeles")
+    _, admin_token = people.user("admin")
+    admin = env(live, admin_token)
+    imported = max_cli.json(
+        "hours", "holidays", "import", "--team", "west", "--country", "US", "--subdivision", "CA",
+        "--year", "2027", env=admin,
+    )  # fmt: skip
+    expected = public_holidays.country_holidays("US", subdiv="CA", years=2027)
+    national = public_holidays.country_holidays("US", years=2027)
+    assert set(expected) != set(national)  # California's own days make the difference
+    assert [(h["date"], h["name"]) for h in imported["holidays"]] == [
+        (day.isoformat(), name) for day, name in sorted(expected.items())
+    ]
+    listed = max_cli.json("hours", "holidays", "list", "--team", "west", "--year", "2027", env=admin)
+    assert [date.fromisoformat(h["date"]) for h in listed["holidays"]] == sorted(expected)
+
+
+def test_show_and_list_without_a_team_cover_every_page_of_teams(
+    max_cli: Max, live: LiveServer, people: People, db: Database
+) -> None:
+    from max_server.models import Team
+
+    with db.session() as session:  # more teams than one page of the client's listing (200)
+        session.add_all(Team(slug=f"team-{n:03}", name=f"Team {n}", timezone="UTC") for n in range(205))
+        session.commit()
+    _, token = people.user("agent")
+    shown = max_cli.json("hours", "show", env=env(live, token))
+    assert [h["team"]["slug"] for h in shown["hours"]] == [f"team-{n:03}" for n in range(205)]
+    first = httpx.get(live.url + "/api/v1/teams", params={"limit": 200}, headers=bearer(token)).json()
+    assert len(first["teams"]) == 200 and first["next_cursor"]
+    rest = httpx.get(
+        live.url + "/api/v1/teams",
+        params={"limit": 200, "cursor": first["next_cursor"]},
+        headers=bearer(token),
+    ).json()
+    assert ([t["slug"] for t in rest["teams"]], rest["next_cursor"]) == (
+        [f"team-{n}" for n in range(200, 205)],
+        None,
+    )
+    assert len(max_cli.json("teams", "list", env=env(live, token))["teams"]) == 205

@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from max_server.clock import FrozenClock
 from max_server.db import Database
+from max_server.errors import Conflict
 from max_server.jobs import queue
 from max_server.jobs.registry import PeriodicTask, RetryPolicy
 from max_server.jobs.scheduler import fire
 from max_server.jobs.worker import Worker
-from max_server.models import Job
+from max_server.models import AuditEntry, Job
+from max_server.services import audit
+from tests.conftest import People, bearer
 from tests.support import job_kinds
 
 
@@ -132,6 +137,30 @@ def test_jobs_with_one_ordering_key_run_one_at_a_time_in_order(db: Database, clo
         session.commit()
 
 
+def test_a_retry_that_came_due_is_not_starved_by_a_stream_of_new_jobs(
+    db: Database, clock: FrozenClock, make_worker: Callable[..., Worker]
+) -> None:
+    retried = enqueue(db, "test.flaky", {"key": "starve", "fail_times": 1})
+    scheduled = enqueue(db, "test.record", {"key": "later"}, run_at=clock.now() + timedelta(seconds=30))
+    worker = make_worker()
+    assert worker.run_once() == 1  # the first attempt fails: queued again with a backoff
+    failed = job(db, retried)  # type: ignore[arg-type]
+    assert failed.state == "queued" and failed.run_at is not None
+    clock.advance(seconds=60)  # both are due now
+    claimed: list[int | None] = []
+    for n in range(6):  # one worker slot, and two new jobs arrive every round
+        enqueue(db, "test.record", {"key": f"new{n}a"})
+        enqueue(db, "test.record", {"key": f"new{n}b"})
+        with db.session() as session:
+            [taken] = queue.claim(session, "w", clock.now(), 30, limit=1)
+            assert queue.complete(session, taken.id, "w", clock.now())  # type: ignore[arg-type]
+            session.commit()
+        claimed.append(taken.id)
+        clock.advance(seconds=1)
+    # The longest due run first: the retry (due first), then the scheduled job, then new ones.
+    assert claimed[:2] == [retried, scheduled]
+
+
 def test_a_lost_worker_s_job_is_reclaimed_after_its_lease(
     db: Database, clock: FrozenClock, make_worker: Callable[..., Worker]
 ) -> None:
@@ -175,6 +204,56 @@ def test_retry_now_and_prune(db: Database, clock: FrozenClock, make_worker: Call
         assert queue.prune(session, done_before=later, dead_before=later) == 1
         session.commit()
         assert session.get(Job, done) is None
+
+
+def test_retrying_a_dead_job_whose_dedupe_key_is_held_is_a_clear_conflict(
+    db: Database, clock: FrozenClock, make_worker: Callable[..., Worker]
+) -> None:
+    dead = enqueue(db, "test.permanent", {}, dedupe_key="sync:7")
+    assert dead is not None
+    make_worker().drain()
+    assert job(db, dead).state == "dead"
+    holder = enqueue(
+        db, "test.record", {"key": "h"}, dedupe_key="sync:7", run_at=clock.now() + timedelta(hours=1)
+    )
+    assert holder is not None
+    with db.session() as session:
+        with pytest.raises(Conflict) as refused:
+            queue.retry_now(session, dead)
+        audit.record(session, job_kinds.TESTER, "test.after_conflict", "test", "t", {})
+        session.commit()  # the transaction survives the refusal
+    assert (refused.value.status_code, refused.value.code) == (409, "job_duplicate_active")
+    assert f"job {holder} (queued) holds its dedupe key 'sync:7'" in refused.value.message
+    assert refused.value.details == {"dedupe_key": "sync:7", "active_job_id": str(holder)}
+    assert job(db, dead).state == "dead"
+    assert job_kinds.count(db, "test.after_conflict") == 1
+    # Once the holder has finished, the same retry goes through.
+    clock.advance(hours=1)
+    assert make_worker().drain() == 1
+    with db.session() as session:
+        queue.retry_now(session, dead)
+        session.commit()
+    assert job(db, dead).state == "queued"
+
+
+def test_the_api_answers_409_when_a_retry_would_duplicate_an_active_job(
+    db: Database, clock: FrozenClock, make_worker: Callable[..., Worker], api: TestClient, people: People
+) -> None:
+    _, admin = people.user("admin")
+    dead = enqueue(db, "test.permanent", {}, dedupe_key="sync:8")
+    make_worker().drain()
+    holder = enqueue(
+        db, "test.record", {"key": "h"}, dedupe_key="sync:8", run_at=clock.now() + timedelta(hours=1)
+    )
+    response = api.post(f"/api/v1/jobs/{dead}/retry", headers=bearer(admin))
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "job_duplicate_active"
+    assert f"job {holder} (queued)" in error["message"]
+    assert error["details"]["active_job_id"] == str(holder)
+    assert job(db, dead).state == "dead"  # type: ignore[arg-type]
+    with db.session(write=False) as session:  # nothing half-written: no audit entry for a retry
+        assert session.exec(select(AuditEntry).where(AuditEntry.action == "job.retried")).first() is None
 
 
 def test_each_tick_enqueues_once(db: Database) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -126,12 +127,83 @@ def test_a_user_of_team_a_never_receives_team_b_events(
             next_event(a, timeout=0.5)
 
 
+def test_notifications_reach_only_their_own_user_even_among_admins(
+    live: LiveServer, db: Database, people: People
+) -> None:
+    from max_server.services import notifications
+
+    ana, ana_token = people.user("agent")
+    beto, beto_token = people.user("agent")
+    admin, admin_token = people.user("admin")
+    with (
+        open_stream(live, ana_token) as a,
+        open_stream(live, beto_token) as b,
+        open_stream(live, admin_token) as boss,
+    ):
+        for ws in (a, b, boss):
+            frames_until_ready(ws)
+        with db.session() as session:
+            notifications.notify(session, [ana.id], "conversation.escalated", "for ana")
+            notifications.notify(session, [beto.id], "customer.rate_limited", "for beto")
+            notifications.notify(session, [admin.id], "conversation.escalated", "for the admin")
+            session.commit()
+        emit(db, "public", everyone=True)  # a marker: whatever was due to arrive came before it
+
+        def received(ws: ClientConnection) -> list[str]:
+            got = []
+            while True:
+                event = next_event(ws)
+                if event["type"] != "notification.created":
+                    assert event["data"]["name"] == "public"
+                    return got
+                got.append(event["data"]["text"])
+
+        assert received(a) == ["for ana"]
+        assert received(b) == ["for beto"]
+        assert received(boss) == ["for the admin"]
+    # Polling over HTTP applies the same rule, and so does a replay.
+    polled = httpx.get(f"{live.url}/api/v1/events", params={"after": 0}, headers=bearer(admin_token)).json()
+    assert [e["data"]["text"] for e in polled["events"] if e["type"] == "notification.created"] == [
+        "for the admin"
+    ]
+    with open_stream(live, admin_token, after=0) as replay:
+        replayed, _ = frames_until_ready(replay)
+    assert [e["data"].get("text") for e in replayed] == ["for the admin", None]
+
+
 def test_a_too_old_position_is_told_to_resync(live: LiveServer, db: Database, people: People) -> None:
     _, token = people.user("agent")
     with open_stream(live, token, after=10_000) as ws:
         frame = json.loads(ws.recv(timeout=10))
         assert frame["control"] == "resync"
         assert frame["latest_seq"] == 0
+
+
+def test_resuming_after_events_that_retention_pruned_is_told_to_resync(
+    live: LiveServer, db: Database, people: People
+) -> None:
+    _, token = people.user("agent")
+    with open_stream(live, token) as ws:
+        frames_until_ready(ws)
+        for n in range(4):
+            emit(db, f"old{n}", everyone=True)
+        assert [next_event(ws)["seq"] for _ in range(4)] == [1, 2, 3, 4]  # all sequenced
+    with db.session() as session:
+        later = max(e.created_at for e in events.read_after(session, 0)) + timedelta(days=1)
+        assert events.prune(session, later) == 3  # retention keeps only the newest (seq 4)
+        session.commit()
+    with open_stream(live, token, after=1) as ws:  # seq 2 and 3 are gone: it cannot resume
+        frame = json.loads(ws.recv(timeout=10))
+        assert frame["control"] == "resync"
+        assert frame["latest_seq"] == 4
+        replayed, ready = frames_until_ready(ws)
+        assert replayed == [] and ready["latest_seq"] == 4
+        emit(db, "new", everyone=True)  # and it carries on live from there
+        event = next_event(ws)
+        assert (event["seq"], event["data"]["name"]) == (5, "new")
+    with open_stream(live, token, after=3) as ws:  # nothing after 3 was lost: a plain resume
+        replayed, _ = frames_until_ready(ws)
+        assert [e["data"]["name"] for e in replayed] == ["old3", "new"]
 
 
 def test_the_token_may_come_in_the_query(live: LiveServer, db: Database, people: People) -> None:

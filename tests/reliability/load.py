@@ -20,6 +20,9 @@ from max_server.channels.whatsapp import payloads
 from max_server.channels.whatsapp.sandbox import Sandbox
 
 SPACING_S = 5  # between one customer's messages: 12 a minute, under the default limit of 20
+# uvicorn closes a connection idle for 5 s; a client reusing it at that moment gets a reset that
+# is no failure of the server's. Meta's side forgets idle connections sooner.
+KEEPALIVE_S = 2.0
 
 
 def env_int(name: str, default: int) -> int:
@@ -173,6 +176,9 @@ class Sender:
     sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def client(self) -> httpx.Client:
+        return httpx.Client(timeout=self.timeout, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
+
     def post(self, base_url: str, planned: Planned, client: httpx.Client) -> Outcome:
         headers = {
             "Content-Type": "application/json",
@@ -203,7 +209,7 @@ class Sender:
 
         def client() -> httpx.Client:
             if not hasattr(local, "client"):
-                local.client = httpx.Client(timeout=self.timeout)
+                local.client = self.client()
             made: httpx.Client = local.client
             return made
 
@@ -248,3 +254,45 @@ class Sender:
                 str(o.status) if o.status is not None else f"no answer ({o.error})"
                 for _, _, o in self.outcomes
             )
+
+
+class Flood:
+    """New messages posted to one process only, ``threads`` at a time (``pace`` seconds apart
+    each), until :meth:`stop`: a process killed meanwhile is killed with some of them in flight."""
+
+    def __init__(
+        self, sender: Sender, schedule: Sequence[Planned], base_url: str, threads: int = 4, pace: float = 0.05
+    ) -> None:
+        self.sender, self.base_url, self.pace = sender, base_url, pace
+        self.posted: list[Planned] = []  # answered or not, in the order they went out
+        self._items = iter(schedule)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def start(self) -> Flood:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _run(self) -> None:
+        with self.sender.client() as client:
+            while not self._stop.is_set():
+                with self._lock:
+                    planned = next(self._items, None)
+                    if planned is None:
+                        return
+                    self.posted.append(planned)
+                self.sender.post(self.base_url, planned, client)
+                self._stop.wait(self.pace)
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def stop(self) -> list[Planned]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        with self._lock:
+            return list(self.posted)

@@ -1,7 +1,9 @@
-"""The role and visibility matrix over every route the app has (read from the app itself):
+"""The role and visibility matrix over every route the app has:
 
-* every guarded route, for every role: below its minimum role → 403 ``insufficient_role``; at or
-  above it → never 401 and never ``insufficient_role``;
+* the app's routes and their guards match the hand-written table of ``roles.MIN_ROLE`` exactly
+  (no route missing from it, no stale row, no guard lower or higher than written down);
+* every guarded route, for every role: below the table's minimum role → 403
+  ``insufficient_role``; at or above it → never 401 and never ``insufficient_role``;
 * every route that names a conversation, a customer, a media file, a link, a notification or a
   token (in its path or its body) answers a user who may not see that object exactly as it
   answers for an object that does not exist: 404 with the same code, never 403;
@@ -23,6 +25,7 @@ from max_server.db import Database
 from max_server.models import CustomerIdentity, IdentityLink, MediaFile, Notification
 from max_server.services import events
 from tests.conftest import People, bearer
+from tests.reliability.roles import MIN_ROLE, WEBSOCKETS
 from tests.support import factories
 from tests.support.routes import RouteInfo, api_routes
 
@@ -166,14 +169,32 @@ def _guarded(app: FastAPI) -> list[RouteInfo]:
     return [r for r in api_routes(app) if not r.is_websocket and (r.method, r.path) not in PUBLIC_ROUTES]
 
 
+def test_the_guards_match_the_table_of_minimum_roles(app: FastAPI) -> None:
+    routes = [r for r in api_routes(app) if not r.is_websocket]
+    found = {
+        (r.method, r.path): "public" if (r.method, r.path) in PUBLIC_ROUTES else str(r.min_role)
+        for r in routes
+    }
+    assert len(found) == len(routes), "a method and path registered twice"
+    missing = sorted(set(found) - set(MIN_ROLE))
+    stale = sorted(set(MIN_ROLE) - set(found))
+    assert not missing, f"routes with no row in tests/reliability/roles.py: {missing}"
+    assert not stale, f"rows in tests/reliability/roles.py for routes that are gone: {stale}"
+    wrong = {
+        route: (found[route], expected) for route, expected in MIN_ROLE.items() if found[route] != expected
+    }
+    assert not wrong, f"guards that differ from the table (found, expected): {wrong}"
+    assert {r.path for r in api_routes(app) if r.is_websocket} == WEBSOCKETS
+
+
 def test_every_route_for_every_role(app: FastAPI, api: TestClient, world: World) -> None:
     checked = 0
     for route in _guarded(app):
-        assert route.min_role in ROLES, f"{route.method} {route.path} has no role guard"
+        expected = MIN_ROLE[(route.method, route.path)]  # the table, not the code's own guard
         for role in ROLES:
             response = _call(api, route, world, role, world.visible)
             code = response.json().get("error", {}).get("code") if response.status_code >= 400 else None
-            if ROLES.index(role) < ROLES.index(route.min_role):
+            if ROLES.index(role) < ROLES.index(expected):
                 assert (response.status_code, code) == (403, "insufficient_role"), (
                     route,
                     role,
@@ -220,7 +241,7 @@ def test_what_one_may_not_see_looks_like_what_does_not_exist(
 ) -> None:
     checked = []
     for route, name in _object_routes(app):
-        if ROLES.index(role) < ROLES.index(str(route.min_role)):
+        if ROLES.index(role) < ROLES.index(MIN_ROLE[(route.method, route.path)]):
             continue  # refused by role first (checked above)
         hidden = _call(api, route, world, role, {**world.visible, name: world.hidden[name]})
         missing = _call(api, route, world, role, {**world.visible, name: MISSING})

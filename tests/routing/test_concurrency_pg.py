@@ -144,3 +144,110 @@ def check_invariants(session: Session, agents: list[Any]) -> None:
     vip = [c for c in conversations if c.required_skills and c.status == "assigned"]
     assert vip and all(skills[c.assignee_id].get("vip", 0) >= 2 for c in vip)  # type: ignore[index]
     _ = qualifies
+
+
+def test_an_agent_in_two_teams_is_never_overbooked_by_their_parallel_passes(
+    postgres_db: Database, clock: FrozenClock
+) -> None:
+    """Team A's pass has assigned Ana's last slot but not committed; team B's pass, in another
+    session, must wait for it and then see Ana full (the team locks alone do not stop this)."""
+    from max_server.services import routing
+    from tests.support import factories
+
+    db = postgres_db
+    people = People(db)
+    team_a, team_b = people.team("a"), people.team("b")
+    ana, _ = people.user("agent", "Ana", capacity=1)
+    people.join(team_a, ana)
+    people.join(team_b, ana)
+    with db.session() as session:
+        presence.set_presence(session, session.get(User, ana.id), "online", clock.now())  # type: ignore[arg-type]
+        session.commit()
+    for team, name in ((team_a, "x"), (team_b, "y")):
+        factories.conversation(
+            db, team=team, customer_row=factories.customer(db, name), queued_at=clock.now()
+        )
+
+    first = db.session()
+    assert routing.assign_queue(first, team_a.id, clock.now(), 120) == 1  # not committed yet
+    outcome: dict[str, Any] = {}
+
+    def team_b_pass() -> None:
+        with db.session() as second:
+            outcome["assigned"] = routing.assign_queue(second, team_b.id, clock.now(), 120)
+            second.commit()
+
+    thread = threading.Thread(target=team_b_pass)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and not _waiting_for_an_advisory_lock(db):  # B blocked, or B done
+        assert time.monotonic() < deadline, "team B's pass neither finished nor waited"
+        time.sleep(0.01)
+    blocked = thread.is_alive()
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    with db.session(write=False) as session:
+        load = session.exec(
+            select(func.count())
+            .select_from(Conversation)
+            .where(Conversation.assignee_id == ana.id, Conversation.status == "assigned")
+        ).one()
+    assert (load, outcome["assigned"]) == (1, 0), f"Ana has {load} conversations for a capacity of 1"
+    assert blocked  # B waited for A's commit rather than counting a stale load
+
+
+def _waiting_for_an_advisory_lock(db: Database) -> bool:
+    from sqlalchemy import text
+
+    with db.session(write=False) as session:
+        waiting = session.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+    return bool(waiting)
+
+
+def test_shared_agents_under_many_parallel_passes_of_three_teams(
+    postgres_db: Database, clock: FrozenClock
+) -> None:
+    """Agents in every team, passes of all three teams racing in threads: nobody over capacity,
+    and nobody with room while a conversation of one of their teams waits."""
+    from max_server.services import routing
+    from tests.support import factories
+
+    db = postgres_db
+    people = People(db)
+    team_list = [people.team(slug) for slug in ("a", "b", "c")]
+    agents = []
+    for n in range(4):
+        user, _ = people.user("agent", f"Agent {n}", capacity=1 + n % 2)
+        for team in team_list:
+            people.join(team, user)
+        agents.append(user)
+    with db.session() as session:
+        for user in agents:
+            presence.set_presence(session, session.get(User, user.id), "online", clock.now())  # type: ignore[arg-type]
+        session.commit()
+    for n in range(12):
+        team = team_list[n % 3]
+        factories.conversation(
+            db, team=team, customer_row=factories.customer(db, f"c{n}"), queued_at=clock.now()
+        )
+
+    def passes(team_id: int) -> None:
+        for _ in range(5):
+            with db.session() as session:
+                routing.assign_queue(session, team_id, clock.now(), 120)
+                session.commit()
+
+    threads = [threading.Thread(target=passes, args=(t.id,)) for t in team_list for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    with db.session(write=False) as session:
+        rows = list(session.exec(select(Conversation)))
+    load = Counter(c.assignee_id for c in rows if c.status == "assigned")
+    assert all(load[u.id] <= u.capacity for u in agents), load
+    assert sum(load.values()) == sum(u.capacity for u in agents)  # 6 slots, 12 waiting: all filled

@@ -14,7 +14,15 @@ from sqlmodel import col, func, select
 from max_server.channels.whatsapp import payloads as p
 from max_server.clock import FrozenClock
 from max_server.db import Database
-from max_server.models import Conversation, CustomerBlock, Event, Message, Notification
+from max_server.models import (
+    Conversation,
+    CustomerBlock,
+    CustomerIdentity,
+    Event,
+    Message,
+    Notification,
+)
+from max_server.services.rate_limits import FLAG
 from tests.channels.conftest import APP_SECRET, PHONE_NUMBER_ID, WhatsApp
 from tests.conftest import People, bearer
 from tests.support.live import LiveServer
@@ -123,19 +131,25 @@ def two_processes(postgres_db: Database, tmp_path: Path) -> Any:
         server.terminate()
 
 
-def test_the_limit_holds_across_two_server_processes(
+def test_the_limits_hold_across_two_server_processes(
     two_processes: list[ServerProcess], postgres_db: Database
 ) -> None:
+    """Three customers at once, their webhooks spread over two processes in parallel: a burst of
+    25 in a minute, 20 at second 59 and 20 at second 61, and a backlog of 40 messages written
+    90 s apart over an hour, replayed in one go."""
     import threading
     import time
 
     People(postgres_db).user("admin")
     now = time.time()
+    burst, boundary, backlog = "5215500000001", "5215500000002", "5215500000003"
+    sent = [(burst, now - 30 + n) for n in range(25)]
+    sent += [(boundary, now - 300 + (59 if n < 20 else 61)) for n in range(40)]
+    sent += [(backlog, now - 2 * 3600 + 90 * n) for n in range(40)]
     bodies = [
-        p.encode(p.text_webhook(PHONE_NUMBER_ID, WA, f"wamid.R{n}", f"m{n}", ts=now - 30 + n))
-        for n in range(25)
+        (wa_id, p.encode(p.text_webhook(PHONE_NUMBER_ID, wa_id, f"wamid.R{n}", f"m{n}", ts=ts)))
+        for n, (wa_id, ts) in enumerate(sent)
     ]
-
     codes: list[int] = []
 
     def post(index: int, raw: bytes) -> None:
@@ -147,13 +161,130 @@ def test_the_limit_holds_across_two_server_processes(
             ).status_code
         )
 
-    threads = [threading.Thread(target=post, args=(n, raw)) for n, raw in enumerate(bodies)]
+    threads = [threading.Thread(target=post, args=(n, raw)) for n, (_, raw) in enumerate(bodies)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert codes == [200] * 25
-    assert flagged(postgres_db) == (20, 5)
+    assert codes == [200] * len(bodies)
     with postgres_db.session(write=False) as session:
-        assert session.exec(select(func.count()).select_from(Notification)).one() == 1  # one per block
-        assert session.exec(select(func.count()).select_from(CustomerBlock)).one() == 1
+        by_wa = dict(session.exec(select(CustomerIdentity.external_id, CustomerIdentity.customer_id)).all())
+        outcome = {}
+        for wa_id in (burst, boundary, backlog):
+            customer = by_wa[wa_id]
+            flags = [
+                m.flags
+                for m in session.exec(
+                    select(Message)
+                    .join(Conversation, col(Conversation.id) == Message.conversation_id)
+                    .where(Conversation.customer_id == customer)
+                )
+            ]
+            held = sum(FLAG in f for f in flags)
+            blocks = session.exec(
+                select(func.count()).select_from(CustomerBlock).where(CustomerBlock.customer_id == customer)
+            ).one()
+            notes = [
+                n
+                for n in session.exec(
+                    select(Notification).where(Notification.kind == "customer.rate_limited")
+                )
+                if n.data["customer_id"] == str(customer)
+            ]
+            outcome[wa_id] = (len(flags) - held, held, blocks, len(notes))
+    assert outcome == {
+        burst: (20, 5, 1, 1),  # one block, one notification
+        boundary: (20, 20, 1, 1),  # no double burst at a window boundary, in any arrival order
+        backlog: (40, 0, 0, 0),  # judged on customer time, not on arrival
+    }
+
+
+def test_a_message_written_before_the_block_began_is_not_held(
+    whatsapp: WhatsApp, db: Database, clock: FrozenClock
+) -> None:
+    """Meta replays, out of order, a message the customer wrote 100 s before a burst: the
+    burst's block began later, so it does not hold it (and the windows have room for it)."""
+    t0 = clock.now() - timedelta(minutes=30)
+    for n in range(21):  # 20 pass, the 21st is held and starts a block at t0 + 120 s
+        whatsapp.text(f"burst {n}", wa_id=WA, ts=(t0 + timedelta(seconds=100 + n)).timestamp())
+    whatsapp.text("earlier", wa_id=WA, ts=t0.timestamp())
+    whatsapp.text("during", wa_id=WA, ts=(t0 + timedelta(seconds=200)).timestamp())
+    with db.session(write=False) as session:
+        held = {m.content_text: FLAG in m.flags for m in session.exec(select(Message))}
+        [block] = session.exec(select(CustomerBlock)).all()
+    assert (held["earlier"], held["burst 20"], held["during"]) == (False, True, True)
+    assert sum(held.values()) == 2 and block.held_count == 2
+    assert block.starts_at == t0 + timedelta(seconds=120)
+    assert block.until == t0 + timedelta(seconds=120, minutes=10)
+
+
+def test_the_team_supervisors_hear_once_with_the_block_as_the_api_shows_it(
+    live: LiveServer, whatsapp: WhatsApp, db: Database, people: People, clock: FrozenClock
+) -> None:
+    from max_server.access import Actor
+    from max_server.services import channels
+
+    team = people.team("support")
+    sofia, sofia_token = people.user("supervisor", "Sofía")
+    ana, _ = people.user("agent", "Ana")
+    people.join(team, sofia, "supervisor")
+    people.join(team, ana)
+    admin, _ = people.user("admin")
+    with db.session() as session:
+        channels.set_default_team(session, Actor.system("tests"), PHONE_NUMBER_ID, "support")
+    start = clock.now() - timedelta(seconds=60)
+    for n in range(23):
+        whatsapp.text(f"spam {n}", wa_id=WA, ts=(start + timedelta(seconds=n)).timestamp())
+    with db.session(write=False) as session:
+        notes = list(session.exec(select(Notification).where(Notification.kind == "customer.rate_limited")))
+        [event] = session.exec(select(Event).where(Event.type == "customer.rate_limited")).all()
+    assert [n.user_id for n in notes] == [sofia.id]  # the team's supervisors, not the admins
+    assert event.audience["users"] == [sofia.id]
+    [shown] = httpx.get(live.url + "/api/v1/rate-limits/blocks", headers=bearer(sofia_token)).json()["blocks"]
+    # The event and the notification carry the block as the API shows it (at notification time).
+    assert event.data == {**shown, "held_count": 1}
+    assert notes[0].data == event.data
+    assert (shown["customer_name"], shown["held_count"], shown["kind"]) == ("Juan López", 3, "messages")
+    assert shown["conversation_id"] is not None and shown["conversation_number"] == 1
+    _ = (ana, admin)
+
+
+def test_old_counters_are_cleaned_daily(
+    db: Database, settings: Any, clock: FrozenClock, people: People
+) -> None:
+    """``rate_limits.prune`` is a daily periodic job; it deletes counters older than a day (the
+    windows are at most an hour) on the database's clock, in batches, and keeps the rest."""
+    from datetime import UTC, datetime
+
+    from max_server.jobs import queue, registry
+    from max_server.jobs.worker import Worker
+    from max_server.models import RateEvent
+    from max_server.services import rate_limits
+    from tests.support import factories
+
+    registry.load_builtin_handlers()
+    assert {t.name: t.interval for t in registry.periodic_tasks()}["rate_limits.prune"] == 86400
+    customer = factories.customer(db, "Juan")
+    real_now = datetime.now(UTC)  # the job uses the database's clock
+    with db.session() as session:
+        for _ in range(7):
+            session.add(
+                RateEvent(
+                    customer_id=customer.id,
+                    kind="message",
+                    at=real_now,
+                    created_at=real_now - timedelta(days=2),
+                )  # type: ignore[arg-type]
+            )
+        session.add(RateEvent(customer_id=customer.id, kind="message", at=real_now, created_at=real_now))  # type: ignore[arg-type]
+        session.commit()
+    with db.session() as session:  # batches: a small one leaves the rest for the next
+        assert rate_limits.prune(session, real_now - timedelta(days=1), batch=5) == 5
+        session.commit()
+    with db.session() as session:
+        queue.enqueue(session, "rate_limits.prune")
+        session.commit()
+    Worker(db, settings, concurrency=1, name="prune", lease_seconds=60).drain()
+    with db.session(write=False) as session:
+        left = list(session.exec(select(RateEvent)))
+    assert [r.created_at >= real_now - timedelta(seconds=1) for r in left] == [True]

@@ -74,6 +74,35 @@ def test_a_business_hours_policy_counts_only_open_time(desk: Desk, db: Database,
     assert third.frt_due_at == datetime(2026, 3, 6, 18, 5, tzinfo=MEXICO)
 
 
+def test_a_new_time_zone_on_the_team_moves_business_hours_deadlines(
+    desk: Desk, db: Database, clock: FrozenClock
+) -> None:
+    with db.session() as session:
+        hours_service.set_days(
+            session, ADMIN, "support", HoursSet(days=[0, 1, 2, 3, 4], opens="09:00", closes="18:00")
+        )
+    desk.policy("normal", frt=600, resolution=3600, business=True)
+    desk.worker.drain()
+    clock.set(datetime(2026, 3, 6, 17, 55, tzinfo=MEXICO))  # Friday 18:55 in New York: closed there
+    conversation = desk.customer_writes("5215500000009")
+    assert conversation.frt_due_at == datetime(2026, 3, 9, 9, 5, tzinfo=MEXICO)
+
+    changed = desk.api(
+        "PATCH", "/api/v1/teams/support", desk.admin_token, json={"timezone": "America/New_York"}
+    )
+    assert (changed.status_code, changed.json()["timezone"]) == (200, "America/New_York")
+    desk.worker.drain()
+    new_york = ZoneInfo("America/New_York")
+    moved = desk.reload(conversation)
+    assert moved.frt_due_at == datetime(2026, 3, 9, 9, 10, tzinfo=new_york)  # Monday 09:00 there + 10 min
+    assert moved.resolution_due_at == datetime(2026, 3, 9, 10, 0, tzinfo=new_york)
+    assert moved.sla_next_check_at == datetime(2026, 3, 9, 9, 8, tzinfo=new_york)
+
+    unknown = desk.api("PATCH", "/api/v1/teams/support", desk.admin_token, json={"timezone": "Mars/Base"})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (422, "invalid_timezone")
+    assert desk.reload(conversation).frt_due_at == moved.frt_due_at
+
+
 def test_thirty_minutes_each_warning_violation_and_escalation_once(
     desk: Desk, db: Database, clock: FrozenClock
 ) -> None:
@@ -155,6 +184,81 @@ def test_thirty_minutes_each_warning_violation_and_escalation_once(
     assert counted["sla.violated:frt:1"] == 1
     assert counted["conversation.escalated"] == 1  # the high policy does not escalate
     assert [(v.kind, v.cycle, v.priority) for v in desk.violations(late)][-1] == ("frt", 2, "high")
+
+
+def test_a_reopened_cycle_goes_back_to_the_priority_it_had_before_the_escalation(
+    desk: Desk, db: Database, clock: FrozenClock
+) -> None:
+    desk.policy("normal", frt=600, resolution=1500, escalate=900)
+    desk.policy("urgent", frt=180, resolution=600)
+    clock.set(T0)
+    late = desk.customer_writes("5215577777777")
+    for minute in (8, 10, 15):
+        clock.set(T0 + timedelta(minutes=minute))
+        desk.run_monitor()
+    assert (desk.reload(late).priority, desk.reload(late).escalated_at) == (
+        "urgent",
+        T0 + timedelta(minutes=15),
+    )
+    clock.set(T0 + timedelta(minutes=16))
+    desk.close(late)
+
+    clock.set(T0 + timedelta(minutes=20))
+    again = desk.customer_writes("5215577777777", "otra vez yo")
+    assert (again.id, again.cycle, again.priority, again.escalated_at) == (late.id, 2, "normal", None)
+    start = T0 + timedelta(minutes=20)
+    assert (again.frt_due_at, again.resolution_due_at) == (  # the normal policy, not the urgent one
+        start + timedelta(minutes=10),
+        start + timedelta(minutes=25),
+    )
+    for minute in (23, 28, 30):  # 3 minutes would be the urgent FRT: nothing is due yet then
+        clock.set(T0 + timedelta(minutes=minute))
+        desk.run_monitor()
+    assert [(v.cycle, v.kind, v.priority, v.target_s) for v in desk.violations(late)] == [
+        (1, "frt", "normal", 600),
+        (2, "frt", "normal", 600),
+    ]
+    # A priority someone chose after the escalation is theirs: the next cycle keeps it.
+    for minute in (35, 36):
+        clock.set(T0 + timedelta(minutes=minute))
+        desk.run_monitor()
+    assert desk.reload(late).priority == "urgent"  # the second cycle escalated too
+    chosen = desk.api(
+        "PATCH", f"/api/v1/conversations/{late.id}", desk.supervisor_token, json={"priority": "high"}
+    )
+    assert chosen.status_code == 200
+    desk.close(late)
+    reopened = desk.api("POST", f"/api/v1/conversations/{late.id}/reopen", desk.supervisor_token)
+    assert (reopened.status_code, reopened.json()["priority"]) == (200, "high")
+
+
+def test_sla_metrics_count_what_was_committed_only(desk: Desk, db: Database, clock: FrozenClock) -> None:
+    from max_server import metrics
+
+    def counted() -> tuple[float, float]:
+        def value(name: str) -> float:
+            return metrics.REGISTRY.get_sample_value(name, {"metric": "frt"}) or 0.0
+
+        return value("max_sla_warnings_total"), value("max_sla_violations_total")
+
+    desk.policy("normal", frt=600, resolution=3600)
+    clock.set(T0)
+    desk.customer_writes("5215588888888")
+    clock.set(T0 + timedelta(minutes=8))
+    before = counted()
+    with db.session() as session:  # a run that fails after publishing: nothing happened
+        assert sla_monitor.sweep_batch(session, clock.now()) == 1
+        session.rollback()
+    assert counted() == before
+    desk.run_monitor()  # the retry commits: the warning counts once
+    assert counted() == (before[0] + 1, before[1])
+    clock.set(T0 + timedelta(minutes=10))
+    with db.session() as session:
+        assert sla_monitor.sweep_batch(session, clock.now()) == 1
+        session.rollback()
+    desk.run_monitor()
+    desk.run_monitor()
+    assert counted() == (before[0] + 1, before[1] + 1)
 
 
 def test_breaches_the_monitor_has_not_seen_yet_are_recorded_by_the_change(

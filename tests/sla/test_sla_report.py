@@ -230,3 +230,46 @@ def test_the_report_equals_a_count_by_hand(max_cli: Max, desk: Desk, clock: Froz
         ]
         == "invalid_since"
     )
+
+
+def test_supervisors_report_on_their_own_teams_only(desk: Desk, people: People, clock: FrozenClock) -> None:
+    from max_server.schemas import SlaPolicySet
+    from max_server.services import sla_policies
+    from tests.sla.desk import ADMIN
+
+    sales = people.team("sales")
+    desk.policy("normal", frt=600, resolution=3600)
+    with desk.db.session() as session:
+        sla_policies.set_policy(
+            session,
+            ADMIN,
+            SlaPolicySet(team="sales", priority="normal", frt_target_s=300, resolution_target_s=900),
+        )
+    supervisor, token = people.user("supervisor", "Sofía Soporte")
+    people.join(desk.team, supervisor)
+    clock.set(T0)
+    ours = desk.customer_writes("5215500000011")
+    theirs = desk.customer_writes("5215500000012")
+    moved = desk.api(
+        "POST", f"/api/v1/conversations/{theirs.id}/transfer", desk.admin_token, json={"team": "sales"}
+    )
+    assert moved.status_code == 200, moved.text
+    clock.set(T0 + timedelta(minutes=11))
+    desk.run_monitor()
+
+    def get(path: str, who: str, **params: str) -> Any:
+        return desk.api("GET", path, who, params=params)
+
+    assert get("/api/v1/sla/report", token, team="sales").status_code == 404  # as if it did not exist
+    assert get("/api/v1/sla/violations", token, team=str(sales.id)).status_code == 404
+    assert get("/api/v1/sla/report", token, team="support").status_code == 200
+    mine = get("/api/v1/sla/report", token).json()["reports"]
+    assert [r["team"]["slug"] for r in mine] == ["support"]
+    listed = get("/api/v1/sla/violations", token).json()["violations"]
+    assert {(v["conversation_number"], v["team"]["slug"]) for v in listed} == {(ours.number, "support")}
+    # Admins see every team's.
+    everyone = get("/api/v1/sla/report", desk.admin_token).json()["reports"]
+    assert [r["team"]["slug"] for r in everyone] == ["sales", "support"]
+    every_violation = get("/api/v1/sla/violations", desk.admin_token).json()["violations"]
+    assert {v["conversation_number"] for v in every_violation} == {ours.number, theirs.number}
+    assert get("/api/v1/sla/report", desk.admin_token, team="sales").json()["violations_total"] == 1

@@ -2,6 +2,7 @@
 ``max server run`` starts, with the test job kinds registered.
 
     python -m tests.support.node DATABASE_URL [--lease S] [--tick S] [--slow-every N] [--name NAME]
+                                 [--poll S]
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ def main() -> None:
     parser.add_argument("--tick", type=int, default=0)
     parser.add_argument("--slow-every", type=int, default=0)
     parser.add_argument("--name", default="")
+    parser.add_argument("--poll", type=float, default=0.2, help="the worker's safety-net poll (seconds)")
     args = parser.parse_args()
     settings = load_settings(
-        None, database={"url": args.url}, jobs={"lease": int(max(args.lease, 1)), "poll_interval": 0.2}
+        None,
+        database={"url": args.url},
+        jobs={"lease": int(max(args.lease, 1)), "poll_interval": args.poll},
     )
     db = Database(args.url)
     listener = PostgresListener(db.url) if db.is_postgres else None

@@ -8,21 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from max_server.channels.whatsapp.sandbox import Sandbox
 from tests.channels.conftest import APP_SECRET, app, settings, whatsapp, worker  # noqa: F401
 from tests.conftest import People, bearer
 from tests.support.live import LiveServer
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(app_secret=APP_SECRET, access_token="sandbox-token") as running:
-        yield running
-
-
-@pytest.fixture
-def graph_url(sandbox: Sandbox) -> str:
-    return sandbox.graph_url
+from tests.support.sandbox_fixtures import sandbox_fixture, sandbox_graph_url  # noqa: F401
 
 
 @pytest.fixture

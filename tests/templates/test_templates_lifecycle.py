@@ -118,6 +118,7 @@ def test_create_pending_then_approved_by_signed_webhook_then_sent_outside_the_wi
                 }
             ],
         },
+        "biz_opaque_callback_data": f"max:{message['id']}",  # echoed in statuses (services.statuses)
     }
     with db.session(write=False) as session:
         stored = session.get(Message, int(message["id"]))

@@ -151,16 +151,39 @@ def customers(sandbox: Sandbox, server: LiveServer) -> Customers:
     return Customers(sandbox, server)
 
 
+@dataclass
+class Exchange:
+    """One request the console made and the status it got."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: httpx.Headers
+    status: int
+
+
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """The real HTTP transport, noting each request (to prove what the console did not ask for)."""
+    """The real HTTP transport, noting each request (to prove what the console did not ask for)
+    and its answer's status. ``hold`` can keep chosen requests waiting until the test sets the
+    event it returns (a slow network, on cue: to provoke races deterministically)."""
 
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.log: list[tuple[str, str]] = []
+        self.exchanges: list[Exchange] = []
+        self.hold: Callable[[httpx.Request], asyncio.Event | None] = lambda request: None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.log.append((request.method, request.url.path))
-        return await self.inner.handle_async_request(request)
+        gate = self.hold(request)
+        if gate is not None:
+            await gate.wait()
+        response = await self.inner.handle_async_request(request)
+        params = dict(request.url.params)
+        self.exchanges.append(
+            Exchange(request.method, request.url.path, params, request.headers, response.status_code)
+        )
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -31,6 +31,7 @@ SERVER = "http://max.test"
 FIXED_NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 MINE = ("101", "102", "100")
 QUEUED = ("103", "104")
+ESCALATED = "105"  # assigned to Ana, escalated: listed only with ``escalated=True``
 
 
 def wire() -> dict[str, Any]:
@@ -51,10 +52,11 @@ NOT_RECORDED = {"error": {"code": "not_found", "message": "not recorded"}}
 class RecordedApi:
     """Answers the console's REST calls from the recorded JSON (and notes what it was asked)."""
 
-    def __init__(self, role: str = "agent") -> None:
+    def __init__(self, role: str = "agent", escalated: bool = False) -> None:
         self.data = wire()
         self.data["me"]["role"] = role
         self.part2 = wire2()
+        self.mine = MINE + ((ESCALATED,) if escalated else ())
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -70,7 +72,11 @@ class RecordedApi:
             return httpx.Response(200, json={k: v for k, v in self.data["me"].items() if k != "teams"})
         if path == "/api/v1/conversations":
             ids = (
-                MINE if params.get("assignee") == "me" else QUEUED if params.get("status") == "queued" else ()
+                self.mine
+                if params.get("assignee") == "me"
+                else QUEUED
+                if params.get("status") == "queued"
+                else ()
             )
             return httpx.Response(
                 200, json={"conversations": [conversations[i] for i in ids], "next_cursor": None}
@@ -158,7 +164,9 @@ async def quiet_connector(url: str) -> AsyncIterator[FrameStream]:
     yield QuietStream()
 
 
-def recorded_app(data_dir: Path, drafts: dict[str, str] | None = None, role: str = "agent") -> MaxApp:
+def recorded_app(
+    data_dir: Path, drafts: dict[str, str] | None = None, role: str = "agent", escalated: bool = False
+) -> MaxApp:
     store = DraftStore(data_dir, SERVER, "7")
     for conversation_id, text in (drafts or {}).items():
         store.set(conversation_id, text)
@@ -166,7 +174,7 @@ def recorded_app(data_dir: Path, drafts: dict[str, str] | None = None, role: str
     app = MaxApp(
         SERVER,
         "max_recorded",
-        transport=httpx.MockTransport(RecordedApi(role)),
+        transport=httpx.MockTransport(RecordedApi(role, escalated)),
         connector=quiet_connector,
         now=lambda: FIXED_NOW,
         tz=UTC,

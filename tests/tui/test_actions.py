@@ -72,13 +72,16 @@ async def test_take_priority_unassign_transfer_close_reopen_and_search(
 
         await pilot.press("escape", "ctrl+f")
         search = await wait_for(pilot, lambda: ready_screen(app, SearchDialog), "search")
-        await wait_for(pilot, lambda: search.candidates, "the candidates")
-        await type_text(pilot, "dirección")
+        await wait_for(pilot, lambda: search.searched == "" and search.results, "the recent conversations")
+        await type_text(pilot, "dirección")  # the server searches message text too
+        await wait_for(pilot, lambda: search.searched == "dirección", "the server's answer")
         assert [c.number for c in search.results] == [1]
         await type_text(pilot, " nada")
+        await wait_for(pilot, lambda: search.searched == "dirección nada", "the server's answer")
         assert search.results == []
         for _ in " nada":
             await pilot.press("backspace")
+        await wait_for(pilot, lambda: search.searched == "dirección" and search.results, "the match again")
         await pilot.press("enter")
         await wait_for(
             pilot, lambda: app.screen is main and main.composer.has_focus, "the opened conversation"

@@ -132,6 +132,49 @@ async def test_a_response_with_an_order_id_asks_for_it_and_inserts_the_filled_te
         assert main.composer.text == "Tu pedido ORD-1234 ya salió, Juan. "
 
 
+async def test_the_console_revalidates_with_its_etag_and_filters_keystrokes_locally(
+    console: Any,
+    customers: Customers,
+    responses: dict[str, dict[str, Any]],
+    server: LiveServer,
+    people: People,
+) -> None:
+    app = console()
+    async with app.run_test(size=(120, 36)) as pilot:
+        main = await started(pilot)
+        await wait_for(pilot, lambda: len(main.ctx.canned) == 3, "the canned responses")
+
+        def catalog_gets() -> list[Any]:
+            return [e for e in app.recorder.exchanges if e.method == "GET" and e.path == CANNED]
+
+        [first] = catalog_gets()
+        assert first.status == 200 and "if-none-match" not in first.headers
+        listed = main.ctx.canned.responses
+        main.canned.refresh(force=True)  # what a resync or the dropdown's minute does
+        await wait_for(pilot, lambda: len(catalog_gets()) == 2, "the revalidation")
+        second = catalog_gets()[1]
+        assert second.headers["if-none-match"] == main.ctx.canned.etag and second.status == 304
+        assert main.ctx.canned.responses is listed  # kept as it was: nothing downloaded again
+
+        await open_first(pilot, main, customers)
+        before = len(app.recorder.log)
+        await type_text(pilot, "/gra")
+        assert [r.shortcut for r in main.dropdown.matches] == ["/gracias"]
+        await type_text(pilot, "x")
+        assert main.dropdown.matches == []  # a miss
+        await pilot.press("backspace", "backspace", "backspace", "backspace", "r", "e")
+        assert [r.shortcut for r in main.dropdown.matches] == ["/greeting"]
+        typed = app.recorder.log[before:]
+        assert [request for request in typed if request[1].startswith(CANNED)] == []  # not one per key
+
+        # A change on the server reaches the console on the next revalidation (a 200 this time).
+        _, admin = people.user("admin", "Alba")
+        add_canned(server, admin, shortcut="/gerente", title="Gerente", content="Te comunico con mi gerente.")
+        main.canned.refresh(force=True)
+        await wait_for(pilot, lambda: len(main.ctx.canned) == 4, "the new response")
+        assert catalog_gets()[-1].status == 200
+
+
 async def test_the_list_is_cached_with_its_etag(server: LiveServer, agent: Agent, people: People) -> None:
     _, admin = people.user("admin", "Ada")
     add_canned(server, admin, shortcut="/hola", title="Hola", content="Hola")

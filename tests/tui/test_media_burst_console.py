@@ -5,6 +5,8 @@ supervisor and expand."""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,57 @@ async def test_an_image_is_previewed_saved_and_opened_with_a_fresh_link(
         assert app.opened[0].read_bytes() == image
         # Each action asked for a link minted then (links are never stored).
         assert len(app.requests("GET", f"/api/v1/media/{message.message.media[0].id}")) == links_before + 2
+
+
+def jpeg(width: int, height: int, colour_at: Any) -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", (width, height))
+    image.putdata([colour_at(x, y) for y in range(height) for x in range(width)])
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def span_colours(rendered: Any) -> list[tuple[int, int, int]]:
+    """The foreground colour of each ``▀`` cell of a preview."""
+    found = []
+    for span in rendered.spans:
+        match = re.match(r"#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2}) on ", str(span.style))
+        if match:
+            found.append(tuple(int(part, 16) for part in match.groups()))
+    return found
+
+
+async def test_a_whatsapp_photo_jpeg_is_previewed_inline(console: Any, customers: Customers) -> None:
+    """WhatsApp delivers photos as JPEG: the preview decodes them (Pillow), not only PNG."""
+    photo = jpeg(64, 32, lambda x, y: RED if x < 32 else (20, 20, 220))  # red left half, blue right
+    app = console()
+    async with app.run_test(size=(120, 36)) as pilot:
+        main = await started(pilot)
+        await customers.say("hola")
+        await open_only_conversation(pilot, main)
+        await customers.send_file(photo, "image/jpeg", caption="así llegó")
+
+        def item() -> Any:
+            found = [main.thread.item(i) for i in main.thread.message_ids]
+            return next((i for i in found if i and i.message.media), None)
+
+        await wait_for(
+            pilot, lambda: item() and item().message.media[0].status == "stored", "the stored photo"
+        )
+        item().focus()
+        await pilot.press("enter")
+        dialog = await wait_for(pilot, lambda: ready_screen(app, MediaDialog), "the media dialog")
+        preview = dialog.query_one("#media-preview", Static)
+        await wait_for(pilot, lambda: "▀" in str(preview.render()), "the inline preview")
+        assert not dialog.problem
+        lines = str(preview.render()).split("\n")
+        assert len(lines) >= 8 and len(lines[0]) == 4 * len(lines)  # 64×32 pixels, two a cell vertically
+        colours = span_colours(preview.render())
+        reds = [c for c in colours if c[0] > 180 and c[1] < 80 and c[2] < 80]
+        blues = [c for c in colours if c[2] > 160 and c[0] < 80]
+        assert len(reds) > len(colours) // 3 and len(blues) > len(colours) // 3
 
 
 async def test_a_refused_file_shows_its_reason(console: Any, customers: Customers) -> None:

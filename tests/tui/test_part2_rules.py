@@ -4,6 +4,7 @@ and cell previews, media file names; and the recorded wire data against the sche
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from max_tui.canned import CannedCatalog, shortcut_token
 from max_tui.dialogs.link import preview_content
 from max_tui.dialogs.template import fields_of, fill
 from max_tui.formatting import duration_text
-from max_tui.imaging import PreviewUnavailable, decode_png, encode_png, fit, half_blocks
+from max_tui.imaging import PreviewUnavailable, decode, encode_png, fit, half_blocks
 from max_tui.media import safe_filename, unique_path
 from max_tui.sla import Level, countdown, daily_compliance, policy_map, sparkline
 from tests.tui.recorded import FIXED_NOW, wire, wire2
@@ -87,6 +88,50 @@ def test_catalog_search_over_ten_thousand_responses_is_fast() -> None:
     for query in ("r", "r0", "r01", "envio", "pago", "texto", "zzz"):
         catalog.search(query)
     assert (time.perf_counter() - started) / 7 < 0.02  # generous here; bench/autocomplete.py is exact
+
+
+def reference_search(responses: list[CannedResponsePublic], query: str, limit: int) -> list[str]:
+    """The search's rules, written plainly: prefix, then shortcut contains, then title or content."""
+    q = query.strip().lower().lstrip("/")
+    usable = sorted((r for r in responses if r.effective), key=lambda r: (r.shortcut, r.id))
+    keys = [r.shortcut.lstrip("/").lower() for r in usable]
+    texts = [f"{r.title}\n{r.content}".lower() for r in usable]
+    groups = (
+        [i for i, k in enumerate(keys) if k.startswith(q)],
+        [i for i, k in enumerate(keys) if q in k and not k.startswith(q)],
+        [i for i, t in enumerate(texts) if q in t and q not in keys[i]],
+    )
+    return [usable[i].id for group in groups for i in group][:limit]
+
+
+def test_catalog_search_cold_or_narrowed_finds_exactly_what_the_rules_say() -> None:
+    """The word index and the narrowing of the previous matches are only shortcuts: typed key by
+    key, pasted whole, or after a miss, the results are the plain rules' results."""
+    rng = random.Random(7)
+    vocabulary = ["envío", "pedido", "pago", "tarjeta", "re-embolso", "gracias!", "hola,"]
+    vocabulary += ["".join(rng.choices("aeioubcdlmnprst", k=rng.randint(2, 7))) for _ in range(400)]
+    responses = [
+        canned(
+            str(i),
+            f"/{rng.choice(vocabulary).strip(',!')}-{i}",
+            " ".join(rng.choices(vocabulary, k=2)),
+            " ".join(rng.choices(vocabulary, k=rng.randint(1, 30))),
+            effective=rng.random() > 0.05,
+        )
+        for i in range(600)
+    ]
+    catalog = CannedCatalog(responses)
+    queries = ["/pe", "ago", "re-e", "s!", "xyz", "lo", "a", "ío", "o,", "tarjetas", "pedido ", "go pe"]
+    queries += [rng.choice(vocabulary)[1:4] for _ in range(60)]
+    for query in queries:
+        for limit in (5, 50, 1000):
+            expected = reference_search(responses, query, limit)
+            catalog.forget_last()
+            assert [r.id for r in catalog.search(query, limit)] == expected, (query, limit)
+            catalog.forget_last()
+            for typed in (query[:n] for n in range(1, len(query) + 1)):  # key by key
+                found = [r.id for r in catalog.search(typed, limit)]
+            assert found == expected, ("typed", query, limit)
 
 
 @pytest.mark.parametrize(
@@ -162,10 +207,10 @@ def test_the_link_preview_says_what_moves() -> None:
 
 
 # Media ----------------------------------------------------------------------------------------
-def test_png_decoding_and_cell_previews() -> None:
+def test_image_decoding_and_cell_previews() -> None:
     red, blue = (255, 0, 0), (0, 0, 255)
     image = encode_png(4, 2, [red, red, blue, blue, blue, blue, red, red])
-    pixels = decode_png(image)
+    pixels = decode(image)
     assert (pixels.width, pixels.height) == (4, 2)
     assert pixels.at(0, 0) == red and pixels.at(3, 0) == blue and pixels.at(0, 1) == blue
     preview = half_blocks(pixels, 4, 1)
@@ -175,7 +220,7 @@ def test_png_decoding_and_cell_previews() -> None:
     assert fit(1000, 500, 40, 10) == (40, 10)
     assert fit(100, 1000, 40, 10) == (2, 10)
     with pytest.raises(PreviewUnavailable):
-        decode_png(b"GIF89a")
+        decode(b"GIF89a")  # a truncated GIF
 
 
 def test_saved_files_get_safe_and_free_names(tmp_path: Path) -> None:

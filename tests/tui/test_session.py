@@ -80,6 +80,31 @@ async def test_presence_is_online_while_running_and_offline_after_quitting(
     assert presence() == "offline"
 
 
+async def test_the_heartbeat_repeats_while_the_console_runs(
+    console: Any, agent: Agent, server: LiveServer, db: Database
+) -> None:
+    """Not only the first: every ``heartbeat_seconds`` the console says it is online again (so
+    the server's sweep never turns a working agent ``away``), and ``last_seen_at`` moves on."""
+    from max_server.models import User
+
+    def last_seen() -> Any:
+        with db.session(write=False) as session:
+            user = session.get(User, agent.user.id)
+            assert user is not None
+            return user.last_seen_at
+
+    app = console(heartbeat_seconds=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await started(pilot)
+        await wait_for(pilot, lambda: len(app.requests("PUT", "/me/presence")) >= 1, "the first heartbeat")
+        first_seen = last_seen()
+        await wait_for(pilot, lambda: len(app.requests("PUT", "/me/presence")) >= 3, "more heartbeats")
+        beats = [e for e in app.recorder.exchanges if e.path == "/api/v1/me/presence"]
+        assert all(e.status == 200 for e in beats) and len(beats) >= 2
+        await wait_for(pilot, lambda: last_seen() != first_seen, "last_seen_at to move on")
+        assert api_get(server, agent.token, "/api/v1/me")["presence"] == "online"
+
+
 async def test_supervisors_open_on_all_open_and_agents_on_mine(
     console: Any, people: People, agent: Agent
 ) -> None:

@@ -95,6 +95,23 @@ def test_main_screen_before_opening_a_conversation(snap_compare: SnapCompare, tm
     assert snap_compare(app, terminal_size=(120, 36), run_before=open_conversation(None))
 
 
+def test_an_escalated_conversation(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """The queue row's ``ESC`` badge and urgent priority, the thread's "▲ ESCALATED" with the
+    missed first reply in red."""
+    app = recorded_app(tmp_path, escalated=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_conversation("105"))
+
+
+def test_main_screen_without_colour(
+    snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``NO_COLOR``: monochrome, and the states still read (ticks, late, ESCALATED are words)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = recorded_app(tmp_path, escalated=True)
+    assert app.no_color
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_conversation("101"))
+
+
 def test_main_screen_light_theme(
     snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,14 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
-from textual.widgets import Static
+from textual.widgets import Label, Select, Static
 
 from max_server.channels.whatsapp.sandbox import Sandbox
+from max_server.db import Database
+from max_server.models import ChannelAccount, Customer
 from max_tui.dialogs.notifications import NotificationsDialog
-from max_tui.dialogs.template import TemplateDialog
+from max_tui.dialogs.template import ALL_LANGUAGES, TemplateDialog
+from max_tui.flows.template import LANGUAGE_PREFERENCE
 from max_tui.state import Tab
 from max_tui.widgets.composer import WINDOW_CLOSED
 from tests.conftest import People, bearer
+from tests.support import factories
 from tests.support.live import LiveServer
 from tests.tui.conftest import Agent, Customers, api_get, ready_screen, wait_for
 from tests.tui.test_live_console import row_texts, started, type_text
@@ -27,10 +31,12 @@ pytestmark = pytest.mark.anyio
 TEMPLATES = "/api/v1/whatsapp-templates"
 
 
-def approved_template(server: LiveServer, sandbox: Sandbox, admin: str) -> dict[str, Any]:
+def approved_template(
+    server: LiveServer, sandbox: Sandbox, admin: str, language: str = "es"
+) -> dict[str, Any]:
     body = {
         "name": "order_shipped",
-        "language": "es",
+        "language": language,
         "category": "UTILITY",
         "components": [
             {
@@ -44,7 +50,12 @@ def approved_template(server: LiveServer, sandbox: Sandbox, admin: str) -> dict[
     assert created.status_code == 201, created.text
     template = created.json()
     answer = sandbox.template_status(
-        server.url, "APPROVED", template["whatsapp_template_id"], "order_shipped", "es", category="UTILITY"
+        server.url,
+        "APPROVED",
+        template["whatsapp_template_id"],
+        "order_shipped",
+        language,
+        category="UTILITY",
     )
     assert answer.status_code == 200, answer.text
     return dict(template)
@@ -99,6 +110,95 @@ async def test_a_template_is_sent_outside_the_window_with_its_parameters(
             "the template in the thread",
         )
         await wait_for(pilot, lambda: app.prefs.get("template_language") == "es", "the language remembered")
+
+
+async def test_the_template_dialog_lists_the_customers_language(
+    console: Any,
+    customers: Customers,
+    sandbox: Sandbox,
+    server: LiveServer,
+    people: People,
+    db: Database,
+    agent: Agent,
+) -> None:
+    """This conversation's last template, else the customer's earlier conversations', else the
+    agent's last choice; "All languages" shows every one."""
+    _, admin = people.user("admin", "Ada")
+    approved_template(server, sandbox, admin, "es")
+    approved_template(server, sandbox, admin, "en")
+    app = console()
+    app.prefs.set(LANGUAGE_PREFERENCE, "es")  # the agent last sent a Spanish template
+    async with app.run_test(size=(120, 36)) as pilot:
+        main = await started(pilot)
+        await customers.say("hi, where is my order?")
+        await wait_for(pilot, lambda: main.ctx.store.rows(Tab.TEAM), "the conversation")
+        [current] = main.ctx.store.rows(Tab.TEAM)
+        with db.session() as session:  # the customer's earlier conversation got an English template
+            customer = session.get(Customer, int(current.customer.id))
+            account = session.get(ChannelAccount, int(current.channel_account_id))
+        earlier = factories.conversation(
+            db,
+            customer_row=customer,
+            account=account,
+            status="closed",
+            team=agent.team,
+            close_reason="resolved",
+        )
+        sent = {"name": "order_shipped", "language": "en", "parameters": ["John", "A-1", "1Z"]}
+        factories.message(
+            db,
+            earlier,
+            "Hi John…",
+            direction="outbound",
+            sender_type="agent",
+            type="template",
+            payload={"template": sent},
+        )
+        await open_only_conversation(pilot, main)
+        await wait_for(pilot, lambda: main.customer.loads, "the customer sidebar")
+
+        async def dialog_for_f8() -> TemplateDialog:
+            await pilot.press("f8")
+            return await wait_for(pilot, lambda: ready_screen(app, TemplateDialog), "the template dialog")
+
+        dialog = await dialog_for_f8()
+        assert (dialog.language, dialog.why) == (
+            "en",
+            f"as the last template to this customer (#{earlier.number})",
+        )
+        assert [t.language for t in dialog.shown_templates()] == ["en"]
+        assert str(dialog.query_one("#template-language-why", Label).render()) == dialog.why
+        dialog.query_one("#template-language", Select).value = ALL_LANGUAGES  # the way to see all
+        await wait_for(pilot, lambda: len(dialog.shown_templates()) == 2, "every language")
+        dialog.query_one("#template-language", Select).value = "es"
+        await wait_for(pilot, lambda: [t.language for t in dialog.shown_templates()] == ["es"], "Spanish")
+        await wait_for(pilot, lambda: dialog.query(".template-field"), "the parameter fields")
+        await pilot.press("enter")
+        for value in ("Juan", "A-1001", "1Z999"):
+            await type_text(pilot, value)
+            await pilot.press("enter")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: sandbox.sent_messages(accepted_only=True), "the template send")
+        await wait_for(
+            pilot,
+            lambda: any(m.type == "template" for m in main.thread.messages),
+            "the template in the thread",
+        )
+
+        dialog = await dialog_for_f8()  # now this conversation has its own last template
+        assert (dialog.language, dialog.why) == ("es", "as the last template in this conversation")
+        await pilot.press("escape")
+
+        # A customer MAX knows nothing about: the agent's last choice (Spanish, remembered).
+        await customers.say("hello", wa_id="5215500001111", name="Nadie")
+        await wait_for(pilot, lambda: len(main.ctx.store.rows(Tab.TEAM)) == 1, "the new conversation")
+        [other] = main.ctx.store.rows(Tab.TEAM)
+        await main.open_conversation(other.id)
+        await wait_for(
+            pilot, lambda: main.customer.shown_customer == other.customer.id and main.thread.message_ids, "it"
+        )
+        dialog = await dialog_for_f8()
+        assert (dialog.language, dialog.why) == ("es", "your last choice")
 
 
 async def test_the_sla_countdown_changes_colour_as_the_clock_moves(

@@ -46,11 +46,12 @@ class Delivered:
 
 
 class Receiver:
-    """An HTTP endpoint that records every POST and answers as told (status, optional delay)."""
+    """An HTTP endpoint that records every POST and answers as told (status, optional delay,
+    body and headers)."""
 
     def __init__(self) -> None:
         self.received: list[Delivered] = []
-        self._answers: deque[tuple[int, float]] = deque()
+        self._answers: deque[tuple[int, float, bytes | None, dict[str, str]]] = deque()
         self._lock = threading.Condition()
         self.server = ThreadedServer(
             Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
@@ -60,14 +61,21 @@ class Receiver:
     def url(self) -> str:
         return self.server.url + "/hooks/max"
 
-    def answer_next(self, *statuses: int, delay: float = 0.0) -> None:
+    def answer_next(
+        self,
+        *statuses: int,
+        delay: float = 0.0,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         with self._lock:
-            self._answers.extend((s, delay) for s in statuses)
+            self._answers.extend((s, delay, body, headers or {}) for s in statuses)
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
         with self._lock:
-            status, delay = self._answers.popleft() if self._answers else (200, 0.0)
+            planned = self._answers.popleft() if self._answers else (200, 0.0, None, {})
+        status, delay, answer, headers = planned
         if delay:
             import asyncio
 
@@ -77,7 +85,8 @@ class Receiver:
                 Delivered(request.url.path, {k.lower(): v for k, v in request.headers.items()}, body)
             )
             self._lock.notify_all()
-        return Response(f"answered {status}".encode(), status_code=status)
+        text = answer if answer is not None else f"answered {status}".encode()
+        return Response(text, status_code=status, headers=headers)
 
     def at(self, path: str) -> list[Delivered]:
         with self._lock:

@@ -13,7 +13,7 @@ from max_server.clock import FrozenClock
 from max_server.db import Database
 from max_server.jobs.worker import Worker
 from max_server.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from max_server.services import events, webhook_delivery
+from max_server.services import events, webhook_delivery, webhook_sending
 from max_server.settings import Settings
 from tests.channels.conftest import WhatsApp
 from tests.webhooks.conftest import Admin, Receiver, pump, verify
@@ -281,3 +281,38 @@ def test_a_success_clears_the_failure_record(
     clock.advance(seconds=5)
     pump(db, worker)
     assert subscription(db, created["subscription"]["id"]).failing_since is None
+
+
+def test_a_redirect_stops_and_says_why(
+    admin: Admin, receiver: Receiver, worker: Worker, db: Database, clock: FrozenClock
+) -> None:
+    admin.subscribe(receiver.url, ["*"])
+    receiver.answer_next(301, headers={"Location": "https://elsewhere.example/hooks"})
+    emit(db)
+    pump(db, worker)
+    clock.advance(hours=1)
+    pump(db, worker)
+    assert len(receiver.received) == 1  # not retried, and the redirect is not followed
+    [delivery] = deliveries(db)
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 1, 301)
+    reason = (
+        "HTTP 301: redirects are not followed (to https://elsewhere.example/hooks); subscribe the final URL"
+    )
+    assert delivery.last_error == reason
+    [attempt] = attempts(db)
+    assert (attempt.status_code, attempt.error) == (301, reason)
+    with db.session(write=False) as session:
+        assert session.exec(select(Job).where(Job.kind == JOB, Job.state == "queued")).all() == []
+    assert [webhook_sending.classify(code) for code in (302, 307, 308)] == ["stop"] * 3
+
+
+def test_an_attempt_logs_the_first_1000_characters_of_the_answer(
+    admin: Admin, receiver: Receiver, worker: Worker, db: Database
+) -> None:
+    admin.subscribe(receiver.url, ["*"])
+    long_answer = ("ñ" + "x" * 99) * 30  # 3000 characters, more bytes than that
+    receiver.answer_next(500, body=long_answer.encode())
+    emit(db)
+    pump(db, worker)
+    [first] = attempts(db)
+    assert first.response_body == long_answer[:1000]

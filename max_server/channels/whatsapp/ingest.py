@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from max_server.channels.whatsapp.webhook import (
@@ -15,7 +16,6 @@ from max_server.channels.whatsapp.webhook import (
     Item,
     StatusUpdate,
     TemplateUpdate,
-    Unknown,
 )
 from max_server.domain.phones import to_e164
 from max_server.models import ChannelAccount, InboundEvent
@@ -36,28 +36,79 @@ def on_template_update(hook: TemplateHook) -> TemplateHook:
 
 
 def process(session: Session, settings: Settings, items: list[Item], now: datetime) -> Counter[str]:
-    """Applies every item; the caller commits once. Returns counts by outcome."""
+    """Applies every item; the caller commits once. Returns counts by outcome.
+
+    Each item runs in its own savepoint: one that cannot be stored (a bug, a value the database
+    refuses) is kept raw as a ``failed:<kind>`` inbound event instead, and the rest commits, so
+    Meta does not retry the whole webhook forever. Only a failure of the database itself
+    (``OperationalError``) fails the webhook, and then nothing is stored and Meta retries."""
     counts: Counter[str] = Counter()
     accounts: dict[str, ChannelAccount] = {}
     for item in items:
-        if isinstance(item, InboundMessage):
-            account = accounts.get(item.account.phone_number_id) or _account(session, item)
-            accounts[item.account.phone_number_id] = account
-            counts[_message(session, settings, account, item, now)] += 1
-        elif isinstance(item, StatusUpdate):
-            outcome = statuses.apply(
-                session, CHANNEL, item.wamid, item.status, item.timestamp, item.errors, item.raw, now
-            )
-            counts[f"status_{outcome}"] += 1
-        elif isinstance(item, TemplateUpdate):
-            handled = any(hook(session, item, now) for hook in _template_hooks)
-            if not handled:
-                session.add(InboundEvent(channel=CHANNEL, kind=item.field, payload=item.value))
-            counts["template_update"] += 1
-        elif isinstance(item, Unknown):
-            session.add(InboundEvent(channel=CHANNEL, kind=item.kind, payload=item.payload))
-            counts["kept_unknown"] += 1
+        savepoint = session.begin_nested()
+        try:
+            outcome = _item(session, settings, item, accounts, now)
+            savepoint.commit()
+        except OperationalError:
+            raise
+        except Exception as exc:
+            savepoint.rollback()
+            # Rows read inside the savepoint may be gone, or their ids reused (SQLite): nothing
+            # in the identity map is trusted any more. Earlier items are flushed, so none is lost.
+            session.expire_all()
+            accounts.clear()
+            log.exception("webhook item could not be stored; kept raw instead: %s", describe(item))
+            _keep_failed(session, item, exc)
+            outcome = "kept_failed"
+        counts[outcome] += 1
     return counts
+
+
+def _item(
+    session: Session,
+    settings: Settings,
+    item: Item,
+    accounts: dict[str, ChannelAccount],
+    now: datetime,
+) -> str:
+    if isinstance(item, InboundMessage):
+        account = accounts.get(item.account.phone_number_id) or _account(session, item)
+        accounts[item.account.phone_number_id] = account
+        return _message(session, settings, account, item, now)
+    if isinstance(item, StatusUpdate):
+        outcome = statuses.apply(
+            session,
+            CHANNEL,
+            item.wamid,
+            item.status,
+            item.timestamp,
+            item.errors,
+            item.raw,
+            now,
+            callback=item.callback_data,
+        )
+        return f"status_{outcome}"
+    if isinstance(item, TemplateUpdate):
+        handled = any(hook(session, item, now) for hook in _template_hooks)
+        if not handled:
+            session.add(InboundEvent(channel=CHANNEL, kind=item.field, payload=item.value))
+        return "template_update"
+    session.add(InboundEvent(channel=CHANNEL, kind=item.kind, payload=item.payload))
+    return "kept_unknown"
+
+
+def _keep_failed(session: Session, item: Item, exc: Exception) -> None:
+    if isinstance(item, InboundMessage):
+        raw: dict[str, object] = {"message": item.raw, "phone_number_id": item.account.phone_number_id}
+    elif isinstance(item, StatusUpdate):
+        raw = {"status": item.raw, "phone_number_id": item.account.phone_number_id}
+    elif isinstance(item, TemplateUpdate):
+        raw = {"field": item.field, "value": item.value}
+    else:
+        raw = {"kind": item.kind, "payload": item.payload}
+    raw["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+    session.add(InboundEvent(channel=CHANNEL, kind=f"failed:{type(item).__name__}", payload=raw))
+    session.flush()
 
 
 def _account(session: Session, item: InboundMessage) -> ChannelAccount:

@@ -316,12 +316,19 @@ def order(
 
 
 def system_number_change(
-    old_wa_id: str, new_wa_id: str, wamid: str, ts: Ts = None, body: str | None = None
+    old_wa_id: str,
+    new_wa_id: str,
+    wamid: str,
+    ts: Ts = None,
+    body: str | None = None,
+    *,
+    legacy: bool = False,
 ) -> Json:
-    """The system message sent when a customer moves to a new number (send it without contacts)."""
+    """The system message sent when a customer moves to a new number (send it without contacts).
+    ``legacy`` names the new number ``new_wa_id``, as Meta's older payloads did."""
     obj = {
         "body": body or f"User changed from {old_wa_id} to {new_wa_id}",
-        "wa_id": new_wa_id,
+        "new_wa_id" if legacy else "wa_id": new_wa_id,
         "type": "user_changed_number",
     }
     return _message(old_wa_id, wamid, ts, "system", obj)

@@ -18,17 +18,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from max_server.channels.whatsapp import payloads
+from max_server.channels.whatsapp import payloads, sandbox_control
 from max_server.channels.whatsapp.sandbox_meta import (
     MetaWebhooks,
     TemplateStore,
@@ -42,7 +41,6 @@ from max_server.serve import ThreadedServer
 log = logging.getLogger("max.whatsapp.sandbox")
 Json = dict[str, Any]
 MEDIA_URL_TTL_S = 300.0  # Meta's media URLs live 5 minutes
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,7 @@ class RecordedRequest:
     headers: dict[str, str]  # names lowercased
     json: Any | None
     body: bytes
+    received_at: float = field(default=0.0, compare=False)  # time.monotonic() on arrival
 
 
 @dataclass
@@ -81,6 +80,7 @@ class Sandbox(MetaWebhooks):
     ) -> None:
         self.app_secret, self.access_token = app_secret, access_token
         self.phone_number_id, self.waba_id, self.version = phone_number_id, waba_id, version
+        self.phone_number_ids = {phone_number_id}  # every number of the WABA (add_phone_number)
         self.host, self.port = host, port
         self.media_url_ttl = MEDIA_URL_TTL_S
         self.on_request: Callable[[RecordedRequest], object] | None = None
@@ -89,6 +89,7 @@ class Sandbox(MetaWebhooks):
         self._stopping = threading.Event()
         self._requests: list[RecordedRequest] = []
         self._accepted: list[tuple[str, Json]] = []
+        self._answered: list[tuple[str, float]] = []
         self._failures: deque[tuple[int, int, str, str | None]] = deque()
         self._delays: deque[float] = deque()
         self._hook: Callable[[str], object] | None = None
@@ -106,8 +107,7 @@ class Sandbox(MetaWebhooks):
                 Route(v + "/{media_id}", self._media_info, methods=["GET"]),
                 Route(v + "/{rest:path}", self._unsupported, methods=["GET", "POST", "DELETE", "PUT"]),
                 Route("/whatsapp_business/attachments/", self._download, methods=["GET"]),
-                Route("/_sandbox/customer-message", self._control_customer_message, methods=["POST"]),
-                Route("/_sandbox/requests", self._control_requests, methods=["GET"]),
+                *sandbox_control.routes(self),
             ]
         )
 
@@ -160,6 +160,18 @@ class Sandbox(MetaWebhooks):
         with self._lock:
             return list(self._accepted)
 
+    def answered(self) -> list[tuple[str, float]]:
+        """``(wamid, time.monotonic())`` when each accepted send's answer was ready, in order."""
+        with self._lock:
+            return list(self._answered)
+
+    def callback_data_of(self, wamid: str) -> str | None:
+        """The ``biz_opaque_callback_data`` the send of ``wamid`` carried (Meta echoes it)."""
+        with self._lock:
+            bodies = [body for accepted, body in self._accepted if accepted == wamid]
+        data = bodies[0].get("biz_opaque_callback_data") if bodies else None
+        return data if isinstance(data, str) else None
+
     def templates(self) -> list[Json]:
         """The templates created here, with their current status."""
         return self.template_store.all()
@@ -169,6 +181,7 @@ class Sandbox(MetaWebhooks):
         with self._lock:
             self._requests.clear()
             self._accepted.clear()
+            self._answered.clear()
             self._failures.clear()
             self._delays.clear()
             self.hook_errors.clear()
@@ -190,6 +203,11 @@ class Sandbox(MetaWebhooks):
             details = "More than 24 hours have passed since the recipient last replied to the sender number."
         with self._lock:
             self._failures.append((status, code, message, details))
+
+    def add_phone_number(self, phone_number_id: str) -> None:
+        """Another business number of this WABA: sends from it are accepted too."""
+        with self._lock:
+            self.phone_number_ids.add(phone_number_id)
 
     def delay_next(self, seconds: float) -> None:
         """The next send is answered only after ``seconds`` (it is still accepted)."""
@@ -227,7 +245,13 @@ class Sandbox(MetaWebhooks):
             parsed = None
         headers = {k.lower(): v for k, v in request.headers.items()}
         recorded = RecordedRequest(
-            request.method, request.url.path, dict(request.query_params), headers, parsed, raw
+            request.method,
+            request.url.path,
+            dict(request.query_params),
+            headers,
+            parsed,
+            raw,
+            time.monotonic(),
         )
         with self._lock:
             self._requests.append(recorded)
@@ -245,7 +269,7 @@ class Sandbox(MetaWebhooks):
         recorded = await self._record(request)
         if (denied := self._denied(request)) is not None:
             return denied
-        if request.path_params["phone_number_id"] != self.phone_number_id:
+        if request.path_params["phone_number_id"] not in self.phone_number_ids:
             return no_object("POST", request.path_params["phone_number_id"])
         with self._lock:
             delay = self._delays.popleft() if self._delays else 0.0
@@ -271,6 +295,8 @@ class Sandbox(MetaWebhooks):
                 self.hook_errors.append(exc)
                 return meta_error(500, 1, f"sandbox before_send_answer hook failed: {exc!r}")
         to = body["to"]
+        with self._lock:
+            self._answered.append((wamid, time.monotonic()))
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
@@ -289,8 +315,8 @@ class Sandbox(MetaWebhooks):
         if (denied := self._denied(request)) is not None:
             return denied
         media_id = request.path_params["media_id"]
-        if media_id == self.phone_number_id:  # GET /{phone_number_id}: the number itself
-            return JSONResponse(self._phone_number(request.query_params.get("fields")))
+        if media_id in self.phone_number_ids:  # GET /{phone_number_id}: the number itself
+            return JSONResponse(self._phone_number(media_id, request.query_params.get("fields")))
         token = secrets.token_urlsafe(24)
         with self._lock:
             media = self._media.get(media_id)
@@ -309,7 +335,7 @@ class Sandbox(MetaWebhooks):
             }
         )
 
-    def _phone_number(self, fields: str | None) -> Json:
+    def _phone_number(self, phone_number_id: str, fields: str | None) -> Json:
         """What Meta answers for the business number (``fields`` narrows it, ``id`` stays)."""
         number = payloads.DEFAULT_DISPLAY_PHONE_NUMBER
         profile: Json = {
@@ -323,7 +349,7 @@ class Sandbox(MetaWebhooks):
         if fields:
             wanted = {f.strip() for f in fields.split(",")}
             profile = {k: v for k, v in profile.items() if k in wanted}
-        return {**profile, "id": self.phone_number_id}
+        return {**profile, "id": phone_number_id}
 
     async def _download(self, request: Request) -> Response:
         await self._record(request)
@@ -360,44 +386,3 @@ class Sandbox(MetaWebhooks):
         if (denied := self._denied(request)) is not None:
             return denied
         return no_object(request.method, request.path_params["rest"])
-
-    # Control API (loopback only) ---------------------------------------------------------------
-    def _foreign(self, request: Request) -> Response | None:
-        if request.client is not None and request.client.host in _LOOPBACK:
-            return None
-        return JSONResponse({"error": {"code": "forbidden", "message": "loopback only"}}, status_code=403)
-
-    async def _control_customer_message(self, request: Request) -> Response:
-        if (foreign := self._foreign(request)) is not None:
-            return foreign
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        fields = ("to_url", "from", "text")
-        if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and body[k] for k in fields):
-            message = "send JSON with to_url (MAX's base URL), from (wa_id), text and optionally name"
-            return JSONResponse({"error": {"code": "validation_error", "message": message}}, status_code=400)
-        name = str(body.get("name") or "Cliente")
-        try:
-            response, wamid = await run_in_threadpool(
-                self.customer_text, body["to_url"], body["from"], body["text"], name
-            )
-        except httpx.HTTPError as exc:
-            error = {"code": "unreachable", "message": f"{type(exc).__name__}: {exc}"}
-            return JSONResponse({"error": error}, status_code=502)
-        return JSONResponse(
-            {"wamid": wamid, "status": response.status_code, "response": response.text[:2000]}
-        )
-
-    async def _control_requests(self, request: Request) -> Response:
-        if (foreign := self._foreign(request)) is not None:
-            return foreign
-        shown = []
-        for recorded in self.requests:
-            item = asdict(recorded)
-            item["body"] = recorded.body.decode("utf-8", "replace")
-            if "authorization" in item["headers"]:
-                item["headers"]["authorization"] = "Bearer [redacted]"
-            shown.append(item)
-        return JSONResponse(shown)

@@ -184,6 +184,9 @@ class MetaWebhooks:
     def add_media(self, data: bytes, mime_type: str, media_id: str | None = None) -> str:
         raise NotImplementedError
 
+    def callback_data_of(self, wamid: str) -> str | None:
+        raise NotImplementedError
+
     def post_webhook(
         self, target_url: str, payload: Json, path: str = "/webhooks/whatsapp", timeout: float = 30.0
     ) -> httpx.Response:
@@ -252,9 +255,12 @@ class MetaWebhooks:
         recipient_id: str,
         errors: list[Json] | None = None,
         ts: float | None = None,
+        callback_data: str | None = None,
     ) -> httpx.Response:
-        """Meta reports a delivery status (sent, delivered, read, failed) of an outbound message."""
-        item = payloads.status(wamid, status, recipient_id, ts, errors)
+        """Meta reports a delivery status (sent, delivered, read, failed) of an outbound message,
+        echoing the ``biz_opaque_callback_data`` its send carried (or ``callback_data``)."""
+        echoed = callback_data if callback_data is not None else self.callback_data_of(wamid)
+        item = payloads.status(wamid, status, recipient_id, ts, errors, biz_opaque_callback_data=echoed)
         change = payloads.statuses_change(self.phone_number_id, [item])
         return self.post_webhook(target_url, self._envelope(change))
 

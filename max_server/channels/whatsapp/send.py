@@ -2,8 +2,8 @@
 
 Retries only when the call certainly did not take effect (connection refused, Meta's 5xx or
 throttling); a call that may have reached Meta and got no answer marks the message ``unknown``
-instead of risking a duplicate. Meta's refusals are shown on the message; 131047 also marks the
-conversation's window closed.
+instead of risking a duplicate (its first status webhook then tells the truth). Meta's refusals
+are shown on the message; 131047 also marks the conversation's window closed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from max_server import httpclients
 from max_server.channels.whatsapp.graph import GraphClient, GraphError, GraphUnreachable, text_body
 from max_server.jobs.registry import JobContext, RetryLater, RetryPolicy, handler
 from max_server.models import CustomerIdentity
-from max_server.services import outbound
+from max_server.services import outbound, statuses
 from max_server.settings import Settings
 
 
@@ -65,6 +65,9 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
         body = text_body(to, outgoing.message.content_text or "")
     else:
         body = {**body, "to": to}
+    # Meta echoes this in every status of the message: a send whose answer is lost (``unknown``)
+    # still learns its wamid and its fate from the first status (see services.statuses).
+    body["biz_opaque_callback_data"] = statuses.callback_data(message_id)
     try:
         result = client.send_message(outgoing.account.external_id, body)
     except GraphError as exc:

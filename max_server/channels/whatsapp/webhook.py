@@ -121,6 +121,7 @@ class StatusUpdate:
     recipient_id: str | None
     errors: list[dict[str, Any]]
     raw: dict[str, Any]
+    callback_data: str | None = None  # our biz_opaque_callback_data, echoed by Meta
 
 
 @dataclass
@@ -258,7 +259,8 @@ def _message(message: Any, account: Account, contacts: dict[str, dict[str, Any]]
     if type_ == "reaction" and not _str(body.get("emoji")):
         parsed.flags.append("reaction_removed")
     if type_ == "system" and body.get("type") == "user_changed_number":
-        parsed.new_wa_id = _str(body.get("wa_id"))
+        # ``wa_id`` today; Meta's older payloads named the new number ``new_wa_id``.
+        parsed.new_wa_id = _str(body.get("wa_id")) or _str(body.get("new_wa_id"))
     if message.get("errors"):
         parsed.flags.append("has_errors")
     media = parsed.media
@@ -332,6 +334,7 @@ def _status(status: Any, account: Account) -> Item:
         recipient_id=_str(status.get("recipient_id")),
         errors=errors,
         raw=status,
+        callback_data=_str(status.get("biz_opaque_callback_data")),
     )
 
 
