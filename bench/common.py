@@ -91,3 +91,37 @@ def fresh_database(kind: str = "postgres") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+
+
+def cpu_seconds(session_id: int | None = None, database: str | None = None) -> float:
+    """User + system CPU (s) of the live processes of a session (the server started with
+    ``start_new_session``: every uvicorn worker is in it), or of PostgreSQL's backends serving
+    ``database`` (when it runs on this machine). Linux only; 0 elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry.name)
+        if fields is None:
+            continue
+        if session_id is not None:
+            if int(fields[3]) != session_id:  # fields[3] is the session id (stat field 6)
+                continue
+        else:
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if not title.startswith("postgres:") or f" {database} " not in title:
+                continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / tick

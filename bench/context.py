@@ -14,7 +14,6 @@ Target: p95 ≤ 20 ms server-side. Prints a table, or with ``--json`` a list of
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,6 +28,8 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import Figure, report  # noqa: E402
 
 from max_server import migrate  # noqa: E402
 from max_server.access import Actor  # noqa: E402
@@ -156,7 +157,7 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def measure(db: Database, customer_id: int, token: str, requests: int) -> list[dict[str, Any]]:
+def measure(db: Database, customer_id: int, token: str, requests: int) -> list[Figure]:
     from fastapi.testclient import TestClient
 
     from max_server.app import create_app
@@ -218,14 +219,10 @@ def measure(db: Database, customer_id: int, token: str, requests: int) -> list[d
     ]
 
 
-def figure(name: str, target: float | None, measured: float, unit: str) -> dict[str, Any]:
-    return {
-        "figure": name,
-        "target": target,
-        "measured": round(measured, 2),
-        "unit": unit,
-        "pass": True if target is None else measured <= target,
-    }
+def figure(name: str, target: float | None, measured: float, unit: str) -> Figure:
+    if target is None:
+        return Figure(name, "(reported)", measured, unit, True)
+    return Figure(name, f"<= {target:g}", measured, unit, measured <= target)
 
 
 def main() -> int:
@@ -249,16 +246,9 @@ def main() -> int:
     finally:
         db.dispose()
     for item in figures:
-        item["figure"] += f" ({conversations} conversations, {transactions} transactions)"
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        width = max(len(f["figure"]) for f in figures)
-        print(f"{'figure'.ljust(width)}  {'target':>8}  {'measured':>9}  unit      pass")
-        for f in figures:
-            target = "-" if f["target"] is None else f"≤ {f['target']}"
-            print(f"{f['figure'].ljust(width)}  {target:>8}  {f['measured']:>9}  {f['unit']:<8}  {f['pass']}")
-    return 0 if all(f["pass"] for f in figures) else 1
+        item.figure += f" ({conversations} conversations, {transactions} transactions)"
+    report(figures, args.json)
+    return 0 if all(f.passed for f in figures) else 1
 
 
 if __name__ == "__main__":

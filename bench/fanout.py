@@ -1,13 +1,18 @@
 """Live fan-out: 200 websocket clients; a message ingested → every client has its event.
 Target: p99 ≤ 100 ms at 200 messages/s.
 
-A MAX server (PostgreSQL, one process) runs as a child; the clients are asyncio websockets in
-this process, all admins (they may see everything); the messages are signed WhatsApp webhooks
-sent at a fixed rate by a second child process, each carrying its send time in its text, so the
-latency is measured from the moment the webhook was sent to the moment each client got the
-``message.created`` event.
+A MAX server (PostgreSQL, ``--processes`` worker processes, 2 by default, so events cross
+processes through LISTEN/NOTIFY) runs as a child; the clients are asyncio websockets in this
+process, all admins (they may see everything), spread over the processes by the shared port; the
+messages are signed WhatsApp webhooks sent open-loop at a fixed rate by a second child process
+(each leaves at its scheduled time over a pool of connections), each carrying its send time in
+its text. Two latencies per client and message: **ingest → client**, from the moment the webhook
+was sent to the moment the client got its ``message.created`` event (the figure with the
+target), and **fan-out only**, from the event's ``created_at`` (its insert, inside the ingest
+transaction) to the client, which isolates the stream from the cost of ingest. Every message the
+server acknowledged must reach every client.
 
-Run: ``python bench/fanout.py [--quick] [--json] [--clients N] [--rate R] [--seconds S]``.
+Run: ``python bench/fanout.py [--quick] [--json] [--clients N] [--rate R] [--seconds S] [--processes N]``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from common import Figure, fresh_database, percentile, report
@@ -29,31 +35,47 @@ from ingest import PHONE, SECRET, free_port, max_server, wait_healthy
 TARGET_MS = 100.0
 
 SENDER = """
-import sys, time, httpx
+import asyncio, sys, time, httpx
 sys.path.insert(0, {root!r})
 from max_server.channels.whatsapp import payloads as p
 url, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-client = httpx.Client(timeout=30)
-start = time.time() + 1.0
-n = 0
-while True:
-    due = start + n / rate
-    if due - start > seconds:
-        break
-    time.sleep(max(0.0, due - time.time()))
-    body = p.encode(p.text_webhook({phone!r}, f"52155{{n % 5000:08d}}", f"wamid.F{{n}}", f"t={{time.time():.6f}}"))
-    client.post(url + "/webhooks/whatsapp", content=body, headers={{"X-Hub-Signature-256": p.sign(body, {secret!r})}})
-    n += 1
-print(n, flush=True)
+total = int(rate * seconds)
+
+
+async def main() -> None:
+    # Open loop: each webhook leaves at its scheduled time whatever the server's speed, over a
+    # pool of connections, so a slow server shows as latency rather than as a lower rate.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        start = time.time() + 0.5
+
+        async def send(n: int) -> int:
+            await asyncio.sleep(max(0.0, start + n / rate - time.time()))
+            body = p.encode(p.text_webhook({phone!r}, f"52155{{n % 5000:08d}}", f"wamid.F{{n}}", f"t={{time.time():.6f}}"))
+            answer = await client.post(
+                url + "/webhooks/whatsapp", content=body, headers={{"X-Hub-Signature-256": p.sign(body, {secret!r})}}
+            )
+            return answer.status_code
+
+        codes = await asyncio.gather(*(send(n) for n in range(total)))
+    print(sum(1 for code in codes if code == 200), flush=True)
+
+
+asyncio.run(main())
 """
 
 
-async def clients(
-    url: str, token: str, count: int, expected: int, timeout: float, connected_all: asyncio.Future[None]
-) -> list[float]:
+async def listen(
+    url: str,
+    token: str,
+    count: int,
+    connected_all: asyncio.Future[None],
+    ingest_ms: list[float],
+    fanout_ms: list[float],
+) -> None:
+    """``count`` websocket clients; each appends its latencies until cancelled."""
     from websockets.asyncio.client import connect
 
-    latencies: list[float] = []
     ready = asyncio.Event()
     connected = 0
 
@@ -64,7 +86,6 @@ async def clients(
             additional_headers={"Authorization": f"Bearer {token}"},
             max_size=2**24,
         ) as socket:
-            got = 0
             async for raw in socket:
                 frame = json.loads(raw)
                 if frame.get("control") == "ready":
@@ -75,18 +96,73 @@ async def clients(
                 if frame.get("type") == "message.created":
                     text = frame["data"].get("content_text") or ""
                     if text.startswith("t="):
-                        latencies.append((time.time() - float(text[2:])) * 1000)
-                        got += 1
-                        if got >= expected:
-                            return
+                        arrived = time.time()
+                        ingest_ms.append((arrived - float(text[2:])) * 1000)
+                        created = datetime.fromisoformat(frame["created_at"]).timestamp()
+                        fanout_ms.append((arrived - created) * 1000)
 
     tasks = [asyncio.create_task(one()) for _ in range(count)]
-    await asyncio.wait_for(ready.wait(), 60)
-    connected_all.set_result(None)
-    await asyncio.wait(tasks, timeout=timeout)
-    for task in tasks:
-        task.cancel()
-    return latencies
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        connected_all.set_result(None)
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def drive(
+    url: str, token: str, count: int, rate: float, seconds: float
+) -> tuple[list[float], list[float], int]:
+    """Connects the clients, sends the load, waits for what was acknowledged to arrive."""
+    ingest_ms: list[float] = []
+    fanout_ms: list[float] = []
+    connected_all: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    listening = asyncio.create_task(listen(url, token, count, connected_all, ingest_ms, fanout_ms))
+    await asyncio.wait_for(asyncio.shield(connected_all), 90)
+    root = str(Path(__file__).resolve().parent.parent)
+    sender = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SENDER.format(root=root, phone=PHONE, secret=SECRET),
+        url,
+        str(rate),
+        str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await sender.communicate()
+    accepted = int(out.decode().strip() or 0)
+    # Everything acknowledged must reach every client; stragglers get 10 s.
+    deadline = time.monotonic() + 10
+    while len(ingest_ms) < count * accepted and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
+    return ingest_ms, fanout_ms, accepted
+
+
+def admin_token(env: dict[str, str]) -> str:
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "max_cli",
+            "users",
+            "create",
+            "Bench",
+            "--email",
+            "b@bench.example",
+            "--role",
+            "admin",
+            "--json",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return str(json.loads(made.stdout)["token"])
 
 
 def main() -> None:
@@ -96,83 +172,44 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=0)
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
     count = args.clients or (50 if args.quick else 200)
     seconds = args.seconds or (5 if args.quick else 15)
-    root = str(Path(__file__).resolve().parent.parent)
-    figures = []
     with tempfile.TemporaryDirectory(prefix="max-fanout-") as tmp, fresh_database() as db_url:
-        workdir = Path(tmp)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command, env = max_server(db_url, workdir, 1, port)
+        command, env = max_server(db_url, Path(tmp), args.processes, port)
         subprocess.run(
             [sys.executable, "-m", "max_cli", "db", "upgrade"], env=env, check=True, capture_output=True
         )
-        made = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "max_cli",
-                "users",
-                "create",
-                "Bench",
-                "--email",
-                "b@bench.example",
-                "--role",
-                "admin",
-                "--json",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        token = json.loads(made.stdout)["token"]
+        token = admin_token(env)
         server = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         try:
             wait_healthy(url, server)
-            expected = int(args.rate * seconds)
-
-            async def run() -> list[float]:
-                connected_all: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                listening = asyncio.create_task(
-                    clients(url, token, count, expected, seconds + 30, connected_all)
-                )
-                await connected_all
-                sender = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-c",
-                    SENDER.format(root=root, phone=PHONE, secret=SECRET),
-                    url,
-                    str(args.rate),
-                    str(seconds),
-                    stdout=asyncio.subprocess.PIPE,
-                )
-                await sender.communicate()
-                return await listening
-
-            latencies = asyncio.run(run())
+            ingest_ms, fanout_ms, accepted = asyncio.run(drive(url, token, count, args.rate, seconds))
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
-    delivered = len(latencies) / max(1, count * int(args.rate * seconds))
-    p99 = percentile(latencies, 99) if latencies else float("inf")
-    figures.append(
+    offered = int(args.rate * seconds)
+    delivered = len(ingest_ms) / max(1, count * accepted)
+    p99 = percentile(ingest_ms, 99) if ingest_ms else float("inf")
+    label = f"fan-out: {count} clients, {args.processes} processes, {args.rate:.0f} msg/s"
+    figures = [
+        Figure(f"{label}: p99 ingest → client", f"<= {TARGET_MS:.0f} ms", p99, "ms", p99 <= TARGET_MS),
+        Figure("  same, p50", "(reported)", percentile(ingest_ms, 50) if ingest_ms else 0, "ms", True),
         Figure(
-            f"fan-out: {count} clients at {args.rate:.0f} msg/s, p99 ingest → client",
-            f"<= {TARGET_MS:.0f} ms",
-            p99,
+            "  fan-out only (event insert → client) p99",
+            "(reported)",
+            percentile(fanout_ms, 99) if fanout_ms else 0,
             "ms",
-            p99 <= TARGET_MS and delivered >= 0.999,
-        )
-    )
-    figures.append(
-        Figure("  same, p50", "(reported)", percentile(latencies, 50) if latencies else 0, "ms", True)
-    )
-    figures.append(Figure("  events delivered / expected", "1.0", delivered, "x", delivered >= 0.999))
+            True,
+        ),
+        Figure("  acknowledged / offered", "1.0", accepted / max(1, offered), "x", accepted == offered),
+        Figure("  events delivered / acknowledged × clients", "1.0", delivered, "x", delivered >= 1.0),
+    ]
     report(figures, args.json)
 
 

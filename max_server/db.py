@@ -7,7 +7,7 @@ SQLite runs in WAL mode with foreign keys on and a busy timeout; write transacti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -129,3 +129,10 @@ def dialect_insert(session: Session, table: Any) -> Any:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def upsert_statements(table: Any, build: Callable[[Any], Any]) -> dict[str, Any]:
+    """``build(insert)`` once per dialect, for :func:`dialect_insert`'s users on hot paths:
+    building a statement costs more than running it, so these are built at import and run with
+    parameter dictionaries. Look one up with ``statements[session.get_bind().dialect.name]``."""
+    return {"postgresql": build(postgresql.insert(table)), "sqlite": build(sqlite.insert(table))}

@@ -1,9 +1,10 @@
 """Wake-ups without polling delay.
 
-A transaction that enqueues a job or writes an event asks for a wake-up on a channel
-(``jobs``, ``events``, ``seq``). After it commits, sleepers in this process wake at once; on
-PostgreSQL the same transaction issues ``pg_notify``, which PostgreSQL delivers at commit to every
-process listening (see :class:`PostgresListener`). Sleepers still poll slowly as a safety net.
+A transaction that enqueues a job, writes an event or changes a channel account asks for a
+wake-up on a channel (``jobs``, ``events``, ``seq``, ``accounts``). After it commits, sleepers in
+this process wake at once; on PostgreSQL the same transaction issues one ``pg_notify`` per channel
+just before COMMIT, which PostgreSQL delivers at commit to every process listening (see
+:class:`PostgresListener`). Sleepers still poll slowly as a safety net.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import logging
 import threading
 from collections import defaultdict
 
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 log = logging.getLogger("max.wakeup")
-CHANNELS = ("jobs", "events", "seq")
+CHANNELS = ("jobs", "events", "seq", "accounts")
 _PG_PREFIX = "max_"
 _INFO_KEY = "max_wake"
 
@@ -51,23 +53,50 @@ SIGNALS = Signals()
 
 def request(session: Session, channel: str) -> None:
     """Asks for a wake-up on ``channel`` when this session's transaction commits."""
-    pending: set[str] = session.info.setdefault(_INFO_KEY, set())
-    if channel in pending:
-        return
-    pending.add(channel)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": _PG_PREFIX + channel})
+    session.info.setdefault(_INFO_KEY, set()).add(channel)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    # One statement per transaction, whatever it asked for and however often, sent as the last
+    # thing before COMMIT (a notification sent earlier would split the flush of the rows around
+    # it into several INSERTs). PostgreSQL delivers it at commit, to every listening process.
+    if session.in_nested_transaction():
+        return  # a savepoint: the transaction goes on
+    session.flush()  # what the flush writes may ask for wake-ups too (a changed channel account)
+    pending = session.info.get(_INFO_KEY)
+    if pending and session.get_bind().dialect.name == "postgresql":
+        channels = sorted(pending)
+        session.execute(
+            _notify_statement(len(channels)), {f"c{n}": _PG_PREFIX + c for n, c in enumerate(channels)}
+        )
+
+
+def _notify_statement(count: int) -> TextClause:
+    found = _NOTIFY.get(count)
+    if found is None:
+        found = _NOTIFY[count] = text("SELECT " + ", ".join(f"pg_notify(:c{n}, '')" for n in range(count)))
+    return found
+
+
+_NOTIFY: dict[int, TextClause] = {}
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released: nothing is visible to others yet
     for channel in session.info.pop(_INFO_KEY, ()):
         SIGNALS.notify(channel)
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_INFO_KEY, None)
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # The transaction is over (rolled back, or committed and announced above). A savepoint
+    # rolled back keeps what was asked before it: a spare wake-up costs a look, a missing one
+    # a poll interval.
+    if transaction.parent is None:
+        session.info.pop(_INFO_KEY, None)
 
 
 class PostgresListener:

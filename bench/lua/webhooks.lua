@@ -1,6 +1,7 @@
 -- wrk script: POSTs pre-signed WhatsApp webhooks, one line per body in a file:
 --   <X-Hub-Signature-256 value> <JSON body>
--- Each wrk thread starts at its own offset so threads send different messages.
+-- Run with one wrk thread (-t1): it sends the bodies in order from the offset given, so a
+-- measured run can go on where the warm-up stopped (new messages, not redeliveries).
 local sigs, bodies = {}, {}
 local counter = 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +37,10 @@ from max_server.settings import Settings
 
 log = logging.getLogger("max.webhooks")
 router = APIRouter(tags=["webhooks"])
+# What ``storable`` replaces (NUL, lone surrogates) can only reach a decoded body through a
+# ``\u`` escape of it, or through surrogate bytes (``json`` decodes bytes with surrogatepass;
+# a raw NUL is not JSON): a body without any is stored as decoded, not walked on the event loop.
+_MAY_BE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]|\x00")
 
 
 @router.get("/webhooks/whatsapp", response_class=PlainTextResponse)
@@ -66,9 +71,11 @@ async def whatsapp_webhook(request: Request, db: DbDep, settings: SettingsDep) -
             log.warning("WhatsApp webhook refused: bad or missing signature (%d bytes)", len(raw))
             raise Unauthorized("the X-Hub-Signature-256 signature does not match", code="invalid_signature")
         try:
-            body = storable(decode(raw))  # NUL characters cannot be stored in PostgreSQL
+            body = decode(raw)
         except ValueError as exc:
             raise BadRequest(f"the body is not JSON MAX can take: {exc}", code="invalid_json") from None
+        if _MAY_BE_UNSTORABLE.search(raw):
+            body = storable(body)  # NUL characters cannot be stored in PostgreSQL
         items = parse(body)
         counts = await run_in_threadpool(_store_whatsapp, db, settings, items)
     return {"status": "ok", "received": dict(counts)}
@@ -145,7 +152,9 @@ async def _chat_app_message(request: Request, db: Database, settings: Settings) 
 
 def _store_chat_app(db: Database, settings: Settings, message: chat_app.ChatAppMessage) -> dict[str, Any]:
     with db.session() as session:
-        account = channels.upsert(session, chat_app.CHANNEL, message.app, name=f"Chat App {message.app}")
+        account = channels.account_for_ingest(
+            session, chat_app.CHANNEL, message.app, name=f"Chat App {message.app}"
+        )
         now = clock.now()
         stored = inbound.ingest(
             session,

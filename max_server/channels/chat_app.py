@@ -12,6 +12,7 @@ import json
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,8 +99,11 @@ def signed_headers(
     }
 
 
-def _http(timeout: float) -> httpx.Client:
-    return httpclients.shared(("chat_app", timeout), lambda: httpx.Client(timeout=timeout))
+def _http(timeout: float, callback_url: str) -> httpx.Client:
+    # One pool per callback host: the guard pins the URL to the checked address, and a pool
+    # shared by two host names on one address would reuse one's TLS connection for the other.
+    host = urlsplit(callback_url).hostname or ""
+    return httpclients.shared(("chat_app", timeout, host), lambda: httpx.Client(timeout=timeout))
 
 
 @handler("chat_app.send", RetryPolicy(max_attempts=8, base_delay=5, max_delay=900))
@@ -132,7 +136,7 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     headers["Idempotency-Key"] = f"max-message-{message_id}"
     try:
         response = netguard.request(
-            _http(float(settings.webhooks.timeout)),
+            _http(float(settings.webhooks.timeout), settings.chat_app.callback_url),
             "POST",
             settings.chat_app.callback_url,
             content=body,

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlmodel import Session
 
-from max_server import clock, httpclients, netguard
+from max_server import clock, netguard
 from max_server.channels.whatsapp.graph import GraphError, GraphUnreachable
 from max_server.channels.whatsapp.send import graph_client
 from max_server.jobs.registry import JobContext, PermanentFailure, RetryLater, RetryPolicy, handler, periodic
@@ -168,15 +168,14 @@ def _fetch_url(settings: Settings, plan: DownloadPlan, scratch: Path | None) -> 
     assert plan.source_url is not None
     host = urlsplit(plan.source_url).hostname or "?"  # reasons never show the URL: it may hold a token
     timeout = float(settings.webhooks.timeout)
-    client = httpclients.shared(
-        ("media-download", timeout),
-        lambda: httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=False
-        ),
-    )
+    # A client of its own per download, not a shared pool: the guard pins the URL to the checked
+    # address, and a pool keyed by address would reuse a TLS connection made for one host name
+    # for another on the same address (a CDN), unchecked by the second's certificate. Downloads
+    # are few and large: a new connection each costs nothing that matters.
+    client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=False)
     allow_private = settings.webhooks.allow_private_networks
     try:
-        with netguard.stream(client, "GET", plan.source_url, allow_private=allow_private) as response:
+        with client, netguard.stream(client, "GET", plan.source_url, allow_private=allow_private) as response:
             status = response.status_code
             if status >= 500 or status in _RETRY_STATUSES:
                 raise Transient(f"the attachment server {host} answered HTTP {status}")

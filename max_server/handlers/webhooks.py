@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from max_server.jobs import queue
-from max_server.jobs.registry import JobContext, RetryPolicy, handler, periodic
-from max_server.services import events, webhook_delivery
+from max_server.jobs.registry import JobContext, RetryPolicy, batch_handler, handler, periodic
+from max_server.services import events, webhook_delivery, webhook_fanout
 
 DAY = 86400
 
-events.on_sequenced(webhook_delivery.create_deliveries)
+events.on_sequenced(webhook_fanout.create_deliveries)
 
 
 # The schedule between attempts is the delivery's own (each attempt queues the next); this
@@ -20,6 +20,13 @@ events.on_sequenced(webhook_delivery.create_deliveries)
 @handler(webhook_delivery.JOB, RetryPolicy(max_attempts=5, base_delay=5, max_delay=300))
 def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
     webhook_delivery.deliver(ctx.db, ctx.settings, payload)
+
+
+@batch_handler(webhook_delivery.JOB)
+def deliver_batch(contexts: list[JobContext], payloads: list[dict[str, Any]]) -> list[BaseException | None]:
+    """The jobs a worker claimed together: one read and one write for all their successes."""
+    outcomes = webhook_delivery.deliver_many(contexts[0].db, contexts[0].settings, payloads)
+    return [outcome if isinstance(outcome, BaseException) else None for outcome in outcomes]
 
 
 @handler("webhooks.prune", RetryPolicy(max_attempts=3))

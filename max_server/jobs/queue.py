@@ -6,9 +6,10 @@ retry, reap expired leases, prune.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, text, update
+from sqlalchemy import Integer, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -16,6 +17,7 @@ from max_server import wakeup
 from max_server.db import dialect_insert, is_postgres
 from max_server.errors import Conflict
 from max_server.models import Job
+from max_server.models.base import UTCDateTime
 
 ACTIVE = ("queued", "running")
 _J = Job.__table__  # type: ignore[attr-defined]
@@ -77,8 +79,23 @@ def claim(session: Session, worker_id: str, now: datetime, lease_seconds: float,
     """Takes up to ``limit`` due jobs for ``worker_id``, the longest due first (a job without
     ``run_at`` is due since it was created). Jobs sharing an ``ordering_key`` run one at a time,
     in id order. The caller commits."""
+    params = {
+        "c_worker": worker_id,
+        "c_now": now,
+        "c_until": now + timedelta(seconds=lease_seconds),
+        "c_limit": limit,
+    }
+    rows = session.execute(_claim_statement(is_postgres(session)), params).mappings().all()
+    return sorted((Job.model_validate(dict(row)) for row in rows), key=lambda j: j.id or 0)
+
+
+@cache
+def _claim_statement(postgres: bool) -> Any:
+    """Built once per dialect: workers claim many times a second, and building this statement
+    (two aliases of the job table) cost more than running it."""
     q = _J.alias("q")
     earlier = _J.alias("earlier")
+    now = bindparam("c_now", type_=UTCDateTime())
     blocked = exists().where(
         earlier.c.ordering_key == q.c.ordering_key,
         earlier.c.state.in_(ACTIVE),
@@ -94,24 +111,22 @@ def claim(session: Session, worker_id: str, now: datetime, lease_seconds: float,
         # By due time: a retry or a scheduled job that came due waits behind only what was due
         # before it, never behind every new job (run_at NULL, "now") that keeps arriving.
         .order_by(func.coalesce(q.c.run_at, q.c.created_at), q.c.id)
-        .limit(limit)
+        .limit(bindparam("c_limit", type_=Integer()))
     )
-    if is_postgres(session):
+    if postgres:
         due = due.with_for_update(skip_locked=True, of=q)
-    statement = (
+    return (
         update(_J)
         .where(_J.c.id.in_(due.scalar_subquery()))
         .values(
             state="running",
-            locked_by=worker_id,
-            locked_until=now + timedelta(seconds=lease_seconds),
+            locked_by=bindparam("c_worker"),
+            locked_until=bindparam("c_until", type_=UTCDateTime()),
             attempts=_J.c.attempts + 1,
             started_at=now,
         )
         .returning(*_J.c)
     )
-    rows = session.execute(statement).mappings().all()
-    return sorted((Job.model_validate(dict(row)) for row in rows), key=lambda j: j.id or 0)
 
 
 def complete(session: Session, job_id: int, worker_id: str, now: datetime) -> bool:

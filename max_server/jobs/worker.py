@@ -151,58 +151,86 @@ class Worker:
         return jobs
 
     def _run_all(self, jobs: list[Job]) -> None:
-        """Runs claimed jobs one after another; successes are recorded together (one
-        transaction for the batch), failures one by one with their retry."""
+        """Runs claimed jobs one after another (a kind with a batch handler: its jobs together);
+        successes are recorded together (one transaction for the batch), failures one by one
+        with their retry."""
         done: list[tuple[Job, float]] = []
-        for index, job in enumerate(jobs):
+        groups = _grouped(jobs)
+        for index, group in enumerate(groups):
             if self._stop.is_set():
-                self._release(jobs[index:])
+                self._release([job for rest in groups[index:] for job in rest])
                 break
-            outcome, error, retry_after, seconds = self._execute(job)
-            if outcome == "done":
-                done.append((job, seconds))
-            else:
-                self._record(job, outcome, self._redactor.redact(error), retry_after, seconds)
+            for job, (outcome, error, retry_after, seconds) in zip(
+                group, self._execute_group(group), strict=True
+            ):
+                if outcome == "done":
+                    done.append((job, seconds))
+                else:
+                    self._record(job, outcome, self._redactor.redact(error), retry_after, seconds)
         if done:
             self._record_done(done)
 
-    def _execute(self, job: Job) -> tuple[str, str, float | None, float]:
+    def _execute_group(self, group: list[Job]) -> list[tuple[str, str, float | None, float]]:
+        kind = registry.kind(group[0].kind)
+        if len(group) == 1 or kind is None or kind.batch is None:
+            return [self._execute(job) for job in group]
+        started = time.perf_counter()
+        try:
+            raised = kind.batch([self._context(job) for job in group], [dict(j.payload) for j in group])
+            if len(raised) != len(group):
+                raise RuntimeError(
+                    f"the batch handler of {kind.name} answered for {len(raised)} of {len(group)} jobs"
+                )
+        except Exception as exc:  # the shared part failed: every job of the group saw it
+            raised = [exc] * len(group)
+        seconds = (time.perf_counter() - started) / len(group)
+        return [(*self._outcome(job, kind, exc), seconds) for job, exc in zip(group, raised, strict=True)]
+
+    def _context(self, job: Job) -> JobContext:
         assert job.id is not None
+        return JobContext(
+            db=self.db,
+            settings=self.settings,
+            job_id=job.id,
+            kind=job.kind,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            worker_id=self.name,
+        )
+
+    def _execute(self, job: Job) -> tuple[str, str, float | None, float]:
         kind = registry.kind(job.kind)
         started = time.perf_counter()
-        outcome, error, retry_after = "done", "", None
+        exc: BaseException | None = None
         try:
             if kind is None:
                 raise PermanentFailure(f"no handler for job kind {job.kind!r}")
-            context = JobContext(
-                db=self.db,
-                settings=self.settings,
-                job_id=job.id,
-                kind=job.kind,
-                attempt=job.attempts,
-                max_attempts=job.max_attempts,
-                worker_id=self.name,
-            )
-            kind.handler(context, dict(job.payload))
-        except RetryLater as exc:
-            outcome, error = "retry", str(exc)
-            retry_after = (
-                exc.delay if exc.delay is not None else kind.policy.delay(job.attempts) if kind else 5.0
-            )
-        except PermanentFailure as exc:
-            outcome, error = "dead", str(exc)
-        except Exception as exc:
-            outcome, error = "retry", f"{type(exc).__name__}: {exc}"
-            retry_after = kind.policy.delay(job.attempts) if kind else None
-            log.warning(
-                "job %s (%s) attempt %d failed: %s\n%s",
-                job.id,
-                job.kind,
-                job.attempts,
-                self._redactor.redact(error),
-                self._redactor.redact("".join(traceback.format_exception(exc)[-3:])),
-            )
-        return outcome, error, retry_after, time.perf_counter() - started
+            kind.handler(self._context(job), dict(job.payload))
+        except Exception as raised:
+            exc = raised
+        return (*self._outcome(job, kind, exc), time.perf_counter() - started)
+
+    def _outcome(
+        self, job: Job, kind: registry.JobKind | None, exc: BaseException | None
+    ) -> tuple[str, str, float | None]:
+        """What a handler's exception (None: it returned) means for the job."""
+        if exc is None:
+            return "done", "", None
+        if isinstance(exc, RetryLater):
+            delay = exc.delay if exc.delay is not None else kind.policy.delay(job.attempts) if kind else 5.0
+            return "retry", str(exc), delay
+        if isinstance(exc, PermanentFailure):
+            return "dead", str(exc), None
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "job %s (%s) attempt %d failed: %s\n%s",
+            job.id,
+            job.kind,
+            job.attempts,
+            self._redactor.redact(error),
+            self._redactor.redact("".join(traceback.format_exception(exc)[-3:])),
+        )
+        return "retry", error, kind.policy.delay(job.attempts) if kind else None
 
     def _forget(self, jobs: list[Job]) -> None:
         with self._running_lock:
@@ -282,3 +310,20 @@ class Worker:
                 log.warning("cannot extend leases (%s)", type(exc).__name__)
             except Exception:  # the heartbeat must outlive any one failure
                 log.exception("cannot extend leases")
+
+
+def _grouped(jobs: list[Job]) -> list[list[Job]]:
+    """The claimed jobs in claim order, those of a kind with a batch handler gathered at the
+    place of the first of them."""
+    groups: dict[str, list[Job]] = {}
+    ordered: list[list[Job]] = []
+    for job in jobs:
+        found = registry.kind(job.kind)
+        if found is None or found.batch is None:
+            ordered.append([job])
+        elif job.kind in groups:
+            groups[job.kind].append(job)
+        else:
+            groups[job.kind] = [job]
+            ordered.append(groups[job.kind])
+    return ordered

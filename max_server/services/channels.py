@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
+from typing import Any
+
+from sqlalchemy import event, inspect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import SessionTransaction, make_transient_to_detached, object_session
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from max_server import wakeup
 from max_server.access import Actor
 from max_server.db import dialect_insert
 from max_server.errors import Conflict, Forbidden, Unprocessable, not_found
-from max_server.models import ChannelAccount
+from max_server.models import ChannelAccount, Team
 from max_server.services import audit
 from max_server.services.pagination import clamp_limit
 from max_server.services.teams import find_team
@@ -16,6 +25,7 @@ from max_server.settings import Settings
 
 _A = ChannelAccount.__table__  # type: ignore[attr-defined]
 CHAT_APP_DEFAULT = "default"
+ACCOUNT_TTL = 60.0  # seconds; a safety net only (a change anywhere clears every process's copy)
 
 
 def ensure_config_accounts(session: Session, settings: Settings) -> None:
@@ -72,6 +82,96 @@ def _now():
     from max_server import clock
 
     return clock.now()
+
+
+# The ingest path's accounts ---------------------------------------------------------------------
+# Every inbound message needs its account; accounts change a few times a year. Each process keeps
+# the accounts committed transactions read, per database (keyed by the engine's pool: a new or
+# disposed engine starts empty). Any change to an account, or a team's deletion (which empties
+# default teams in the database), asks for an ``accounts`` wake-up: it clears this process's copy
+# at commit and every other process's through LISTEN/NOTIFY. Entries also expire after
+# ACCOUNT_TTL, for changes made outside MAX.
+_SEEN = "max_accounts_seen"  # session.info: accounts read by this transaction, kept at commit
+_COLUMNS = [attr.key for attr in inspect(ChannelAccount).column_attrs]
+
+
+class _AccountCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = 0  # bumped by every clearing: a read from before it is not kept
+        self.entries: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tuple[float, dict[str, Any]]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.changed = wakeup.SIGNALS.subscribe("accounts")
+
+    def get(self, pool: Any, key: tuple[str, str]) -> tuple[int, dict[str, Any] | None]:
+        with self.lock:
+            if self.changed.is_set():
+                self.changed.clear()
+                self.entries.clear()
+                self.generation += 1
+            found = self.entries.get(pool, {}).get(key)
+            if found is not None and found[0] < time.monotonic():
+                found = None
+            return self.generation, found[1] if found is not None else None
+
+    def keep(self, generation: int, pool: Any, key: tuple[str, str], values: dict[str, Any]) -> None:
+        with self.lock:
+            if generation == self.generation and not self.changed.is_set():
+                self.entries.setdefault(pool, {})[key] = (time.monotonic() + ACCOUNT_TTL, values)
+
+
+_cache = _AccountCache()
+
+
+def account_for_ingest(
+    session: Session,
+    kind: str,
+    external_id: str,
+    *,
+    name: str = "",
+    waba_id: str | None = None,
+    display_number: str | None = None,
+) -> ChannelAccount:
+    """:func:`upsert`, answered from this process's copy when it has one (no query)."""
+    pool = session.get_bind().engine.pool
+    generation, values = _cache.get(pool, (kind, external_id))
+    if values is not None:
+        held = session.identity_map.get(identity_key(ChannelAccount, values["id"]))
+        if held is not None:
+            return held
+        account = ChannelAccount(**values)
+        make_transient_to_detached(account)  # as if loaded: persistent and clean once added
+        session.add(account)
+        return account
+    account = upsert(session, kind, external_id, name=name, waba_id=waba_id, display_number=display_number)
+    seen = {column: getattr(account, column) for column in _COLUMNS}
+    session.info.setdefault(_SEEN, []).append((generation, pool, (kind, external_id), seen))
+    return account
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_seen(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    for generation, pool, key, values in session.info.pop(_SEEN, ()):
+        _cache.keep(generation, pool, key, values)  # committed: the row exists for everyone
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_seen(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_SEEN, None)
+
+
+@event.listens_for(ChannelAccount, "after_insert")
+@event.listens_for(ChannelAccount, "after_update")
+@event.listens_for(ChannelAccount, "after_delete")
+@event.listens_for(Team, "after_delete")
+def _accounts_changed(mapper: Any, connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is not None:
+        wakeup.request(session, "accounts")  # type: ignore[arg-type]
 
 
 def list_accounts(

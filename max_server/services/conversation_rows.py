@@ -5,46 +5,60 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import func, text
+from sqlalchemy import bindparam, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from max_server.db import dialect_insert, is_postgres
+from max_server.db import upsert_statements
 from max_server.models import Conversation
 from max_server.services import events, present
 
-_C = Conversation.__table__  # type: ignore[attr-defined]
 OPEN = ("queued", "assigned")
+_C = Conversation.__table__  # type: ignore[attr-defined]
 
 
-def next_number(session: Session) -> int:
-    """The next human number (#123): a sequence on PostgreSQL, max+1 under SQLite's one writer."""
-    if is_postgres(session):
-        return int(session.execute(text("SELECT nextval('conversation_number_seq')")).scalar_one())
-    return int(session.exec(select(func.coalesce(func.max(Conversation.number), 0))).one()) + 1
+# The human number (#123): a sequence on PostgreSQL, max + 1 under SQLite's one writer; computed
+# inside the INSERT (one statement, not two).
+_NUMBER = {
+    "postgresql": func.nextval("conversation_number_seq"),
+    "sqlite": select(func.coalesce(func.max(_C.c.number), 0) + 1).scalar_subquery(),
+}
+# Hot-path statements (every inbound message), built once and run with parameters.
+_OPEN = select(Conversation).where(
+    Conversation.customer_id == bindparam("customer_id"),
+    Conversation.channel_account_id == bindparam("account_id"),
+    col(Conversation.status).in_(OPEN),
+)
+_LAST_CLOSED = (
+    select(Conversation)
+    .where(
+        Conversation.customer_id == bindparam("customer_id"),
+        Conversation.channel_account_id == bindparam("account_id"),
+        Conversation.status == "closed",
+    )
+    .order_by(col(Conversation.closed_at).desc(), col(Conversation.id).desc())
+    .limit(1)
+)
+# Opens unless one is open already (the partial unique index settles races); the new row comes
+# back whole (RETURNING) as the session's object: no second read.
+_INSERT = {
+    name: select(Conversation).from_statement(
+        insert.values(number=_NUMBER[name])
+        .on_conflict_do_nothing(
+            index_elements=["customer_id", "channel_account_id"], index_where=text("status <> 'closed'")
+        )
+        .returning(*_C.c)
+    )
+    for name, insert in upsert_statements(_C, lambda insert: insert).items()
+}
 
 
 def find_open(session: Session, customer_id: int, account_id: int) -> Conversation | None:
-    return session.exec(
-        select(Conversation).where(
-            Conversation.customer_id == customer_id,
-            Conversation.channel_account_id == account_id,
-            col(Conversation.status).in_(OPEN),
-        )
-    ).first()
+    return session.scalars(_OPEN, {"customer_id": customer_id, "account_id": account_id}).first()
 
 
 def last_closed(session: Session, customer_id: int, account_id: int) -> Conversation | None:
-    return session.exec(
-        select(Conversation)
-        .where(
-            Conversation.customer_id == customer_id,
-            Conversation.channel_account_id == account_id,
-            Conversation.status == "closed",
-        )
-        .order_by(col(Conversation.closed_at).desc(), col(Conversation.id).desc())
-        .limit(1)
-    ).first()
+    return session.scalars(_LAST_CLOSED, {"customer_id": customer_id, "account_id": account_id}).first()
 
 
 def open_new(
@@ -56,37 +70,37 @@ def open_new(
     identity_id: int | None,
     first_message_at: datetime,
     now: datetime,
+    last_customer_message_at: datetime | None = None,
+    last_message_at: datetime | None = None,
+    last_message_preview: str | None = None,
 ) -> tuple[Conversation, bool]:
     """Opens a conversation unless one is open already (the partial unique index settles races).
     Returns (conversation, created)."""
-    inserted = session.execute(
-        dialect_insert(session, _C)
-        .values(
-            number=next_number(session),
-            customer_id=customer_id,
-            channel_account_id=account_id,
-            identity_id=identity_id,
-            team_id=team_id,
-            status="queued",
-            priority="normal",
-            required_skills=[],
-            first_message_at=first_message_at,
-            cycle=1,
-            cycle_started_at=first_message_at,
-            after_hours=False,
-            rate_limited=False,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(
-            index_elements=["customer_id", "channel_account_id"], index_where=text("status <> 'closed'")
-        )
-        .returning(_C.c.id)
-    ).scalar_one_or_none()
+    inserted = session.scalars(
+        _INSERT[session.get_bind().dialect.name],
+        {
+            "customer_id": customer_id,
+            "channel_account_id": account_id,
+            "identity_id": identity_id,
+            "team_id": team_id,
+            "status": "queued",
+            "priority": "normal",
+            "required_skills": [],
+            "first_message_at": first_message_at,
+            "last_customer_message_at": last_customer_message_at,
+            "last_message_at": last_message_at,
+            "last_message_preview": last_message_preview,
+            "cycle": 1,
+            "cycle_started_at": first_message_at,
+            "after_hours": False,
+            "rate_limited": False,
+            "queued_at": now,  # what ``changed(created)`` sets: the row needs no update for it
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).first()
     if inserted is not None:
-        found = session.get(Conversation, inserted)
-        assert found is not None
-        return found, True
+        return inserted, True
     existing = find_open(session, customer_id, account_id)
     assert existing is not None, "an open conversation conflicted but cannot be found"
     return existing, False

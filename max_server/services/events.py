@@ -9,16 +9,18 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, text
+from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, delete, select
 
-from max_server import wakeup
+from max_server import clock, wakeup
 from max_server.access import Actor
 from max_server.db import is_postgres
 from max_server.models import Event
 from max_server.services.pagination import clamp_limit
 
 _SEQUENCER_LOCK = 0x4D41_5853  # "MAXS"
+_INSERT = insert(Event.__table__)  # type: ignore[attr-defined]
 SequencedHook = Callable[[Session, Sequence[Event]], None]
 _hooks: list[SequencedHook] = []
 
@@ -49,6 +51,25 @@ def emit(session: Session, type_: str, data: BaseModel | dict[str, Any], *, to: 
     session.add(event)
     wakeup.request(session, "events")
     return event
+
+
+EventRow = tuple[str, dict[str, Any], dict[str, Any]]
+
+
+def event_row(type_: str, data: BaseModel | dict[str, Any], *, to: dict[str, Any]) -> EventRow:
+    """An event for :func:`emit_rows` (the arguments of :func:`emit`)."""
+    return type_, data.model_dump(mode="json") if isinstance(data, BaseModel) else data, to
+
+
+def emit_rows(session: Session, rows: Sequence[EventRow]) -> None:
+    """:func:`emit` for several events, in order, in one plain INSERT: no ORM objects and no ids
+    read back, several times cheaper, for paths as hot as ingest."""
+    now = clock.now()
+    session.execute(
+        _INSERT,
+        [{"seq": None, "type": t, "data": data, "audience": to, "created_at": now} for t, data, to in rows],
+    )
+    wakeup.request(session, "events")
 
 
 def may_receive(actor: Actor, event_audience: dict[str, Any]) -> bool:
@@ -82,21 +103,41 @@ def on_sequenced(hook: SequencedHook) -> SequencedHook:
 def sequence_pending(session: Session, batch: int = 1000) -> list[Event]:
     """Numbers committed, unsequenced events in id order, one sequencer at a time. Caller commits."""
     if is_postgres(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEQUENCER_LOCK})
-    pending = list(
-        session.exec(select(Event).where(col(Event.seq).is_(None)).order_by(col(Event.id)).limit(batch))
-    )
-    if not pending:
+        session.execute(_SEQUENCER_LOCK_SQL, {"k": _SEQUENCER_LOCK})
+    # The pending events and the latest seq in one statement (after the lock: no other sequencer
+    # runs until this transaction ends), then their numbers in one UPDATE run for all of them.
+    rows = session.execute(_pending_statement(batch)).all()
+    if not rows:
         return []
-    top = latest_seq(session)
-    for offset, event in enumerate(pending, start=1):
-        event.seq = top + offset
-        session.add(event)
-    session.flush()
+    top = int(rows[0][1])
+    pending = [event for event, _ in rows]
+    numbers = [{"event_id": event.id, "seq": top + offset} for offset, event in enumerate(pending, start=1)]
+    session.execute(_NUMBER, numbers)
+    for event, number in zip(pending, numbers, strict=True):
+        set_committed_value(event, "seq", number["seq"])  # as stored: nothing left to flush
     for hook in _hooks:
         hook(session, pending)
     wakeup.request(session, "seq")
     return pending
+
+
+def _pending_statement(batch: int) -> Any:
+    found = _PENDING.get(batch)
+    if found is None:
+        top = select(func.coalesce(func.max(Event.seq), 0)).scalar_subquery()
+        found = _PENDING[batch] = (
+            select(Event, top).where(col(Event.seq).is_(None)).order_by(col(Event.id)).limit(batch)
+        )
+    return found
+
+
+_PENDING: dict[int, Any] = {}
+_SEQUENCER_LOCK_SQL = text("SELECT pg_advisory_xact_lock(:k)")
+_NUMBER = (
+    update(Event.__table__)  # type: ignore[attr-defined]
+    .where(Event.__table__.c.id == bindparam("event_id"))  # type: ignore[attr-defined]
+    .values(seq=bindparam("seq"))
+)
 
 
 def latest_seq(session: Session) -> int:

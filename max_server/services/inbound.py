@@ -14,17 +14,33 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, event, text
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
-from max_server.db import dialect_insert, is_postgres
+from max_server.db import is_postgres, upsert_statements
 from max_server.domain.text import storable
-from max_server.models import ChannelAccount, Conversation, MediaFile, Message, PendingStatus
+from max_server.models import ChannelAccount, Conversation, Customer, MediaFile, Message, PendingStatus
+from max_server.schemas.core import IdentityRef
 from max_server.services import conversation_rows, events, identities, present
 from max_server.settings import Settings
 
-_M = Message.__table__  # type: ignore[attr-defined]
 PREVIEW = 140
+_LOCKS_KEY = "max_customer_locks"  # session.info: customers locked by this transaction
+_M = Message.__table__  # type: ignore[attr-defined]
+# Hot-path statements, built once (building one costs more than running it) and run with
+# parameter dictionaries.
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_MESSAGE_ID = select(Message.id).where(
+    Message.channel == bindparam("channel"), Message.channel_message_id == bindparam("wamid")
+)
+# The stored row comes back whole (RETURNING) as the session's object: no second read.
+_INSERT_MESSAGE = upsert_statements(
+    _M,
+    lambda insert: select(Message).from_statement(
+        insert.on_conflict_do_nothing(index_elements=["channel", "channel_message_id"]).returning(*_M.c)
+    ),
+)
 
 
 @dataclass
@@ -55,6 +71,8 @@ class Inbound:
     reply_to: str | None = None
     flags: list[str] = field(default_factory=list)
     media: list[MediaSpec] = field(default_factory=list)
+    # Its strings are known storable already (the WhatsApp webhook makes its body so whole).
+    storable: bool = False
 
 
 @dataclass
@@ -63,6 +81,13 @@ class Ingested:
     conversation: Conversation
     conversation_created: bool
     reopened: bool
+    # First contact: the customer was created by this transaction, so no other transaction can
+    # see it yet. It has no history to count or lock.
+    customer_created: bool = False
+    # The customer's identities as events show them (None: not known without a query).
+    identities: list[IdentityRef] | None = None
+    # Held so it stays in the session's identity map (a weak one) for the hooks' presenting.
+    customer: Customer | None = None
 
 
 def _storable(inbound: Inbound) -> Inbound:
@@ -70,35 +95,48 @@ def _storable(inbound: Inbound) -> Inbound:
     cleaned = {
         name: storable(value)
         for name, value in vars(inbound).items()
-        if name not in ("account", "media", "sent_at")
+        if name not in ("account", "media", "sent_at", "storable")
     }
     media = [MediaSpec(**storable(vars(spec))) for spec in inbound.media]
-    return Inbound(**cleaned, account=inbound.account, media=media, sent_at=inbound.sent_at)
+    return Inbound(**cleaned, account=inbound.account, media=media, sent_at=inbound.sent_at, storable=True)
 
 
 def lock_customer(session: Session, customer_id: int) -> None:
     """Serializes one customer's messages across processes (SQLite: its single writer). An
     advisory lock, not a row lock: foreign-key checks take share locks on customer rows, and
-    upgrading those would deadlock."""
-    if is_postgres(session):
-        key = zlib.crc32(b"max:customer:%d" % customer_id)
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    upgrading those would deadlock. Taken once per transaction (the hooks ask again)."""
+    if not is_postgres(session):
+        return
+    held: set[int] = session.info.setdefault(_LOCKS_KEY, set())
+    if customer_id not in held:
+        session.execute(_LOCK, {"k": zlib.crc32(b"max:customer:%d" % customer_id)})
+        held.add(customer_id)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _locks_lost(session: Session, transaction: SessionTransaction) -> None:
+    # A rollback, even to a savepoint, may release locks taken since: ask again next time.
+    session.info.pop(_LOCKS_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _locks_released(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # transaction-scoped locks end with the transaction
+        session.info.pop(_LOCKS_KEY, None)
 
 
 def known(session: Session, channel: str, channel_message_id: str) -> bool:
-    return (
-        session.exec(
-            select(Message.id).where(
-                Message.channel == channel, Message.channel_message_id == channel_message_id
-            )
-        ).first()
-        is not None
-    )
+    return _message_id(session, channel, channel_message_id) is not None
+
+
+def _message_id(session: Session, channel: str, channel_message_id: str) -> int | None:
+    return session.execute(_MESSAGE_ID, {"channel": channel, "wamid": channel_message_id}).scalar()
 
 
 def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: int) -> Ingested | None:
     """Stores one inbound message; None when it was already stored (a redelivery)."""
-    inbound = _storable(inbound)
+    if not inbound.storable:
+        inbound = _storable(inbound)
     if known(session, inbound.channel, inbound.channel_message_id):
         return None
     customer_time = min(inbound.sent_at or now, now)
@@ -112,69 +150,79 @@ def ingest(session: Session, inbound: Inbound, *, now: datetime, reopen_window: 
     )
     assert resolved.customer.id is not None
     assert inbound.account.id is not None
-    # One customer's messages are stored one at a time (rate limits count them exactly), and
-    # always customer row first, then conversation: the same lock order in every transaction.
-    lock_customer(session, resolved.customer.id)
+    first_contact = resolved.created
+    if not first_contact:
+        # One customer's messages are stored one at a time (rate limits count them exactly), and
+        # always customer row first, then conversation: the same lock order in every transaction.
+        # A first contact's customer exists only in this transaction: a concurrent delivery from
+        # the same person waits on our identity row (its unique index), then locks.
+        lock_customer(session, resolved.customer.id)
     conversation, created, reopened = _conversation_for(
         session,
         resolved.customer.id,
-        inbound.account,
+        inbound,
         resolved.identity.id,
         customer_time,
         now,
         reopen_window,
+        first_contact,
     )
     assert conversation.id is not None
     reply_to_id = None
     if inbound.reply_to:
-        reply_to_id = session.exec(
-            select(Message.id).where(
-                Message.channel == inbound.channel, Message.channel_message_id == inbound.reply_to
-            )
-        ).first()
-    message_id = session.execute(
-        dialect_insert(session, _M)
-        .values(
-            conversation_id=conversation.id,
-            direction="inbound",
-            sender_type="system" if inbound.type == "system" else "customer",
-            channel=inbound.channel,
-            channel_message_id=inbound.channel_message_id,
-            type=inbound.type,
-            content_text=inbound.text,
-            payload=inbound.payload,
-            customer_time=customer_time,
-            received_at=now,
-            delivery_status="delivered",
-            flags=sorted(set(inbound.flags)),
-            reply_to_id=reply_to_id,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "channel_message_id"])
-        .returning(_M.c.id)
-    ).scalar_one_or_none()
-    if message_id is None:  # a concurrent redelivery won the race
+        reply_to_id = _message_id(session, inbound.channel, inbound.reply_to)
+    message = session.scalars(
+        _INSERT_MESSAGE[session.get_bind().dialect.name],
+        {
+            "conversation_id": conversation.id,
+            "direction": "inbound",
+            "sender_type": "system" if inbound.type == "system" else "customer",
+            "channel": inbound.channel,
+            "channel_message_id": inbound.channel_message_id,
+            "type": inbound.type,
+            "content_text": inbound.text,
+            "payload": inbound.payload,
+            "customer_time": customer_time,
+            "received_at": now,
+            "delivery_status": "delivered",
+            "flags": sorted(set(inbound.flags)),
+            "reply_to_id": reply_to_id,
+            "created_at": now,
+        },
+    ).first()
+    if message is None:  # a concurrent redelivery won the race
         return None
-    message = session.get(Message, message_id)
-    assert message is not None
-    _touch(conversation, customer_time, inbound, resolved.identity.id, now)
-    session.add(conversation)
+    if not created:  # a new one was inserted touched (see _open)
+        _touch(conversation, customer_time, inbound, resolved.identity.id, now)
+        session.add(conversation)
     for spec in inbound.media:
         _add_media(session, message, conversation, spec)
     session.flush()
-    return Ingested(message, conversation, created, reopened)
+    return Ingested(
+        message,
+        conversation,
+        created,
+        reopened,
+        customer_created=first_contact,
+        identities=resolved.identities,
+        customer=resolved.customer,
+    )
 
 
 def _conversation_for(
     session: Session,
     customer_id: int,
-    account: ChannelAccount,
+    inbound: Inbound,
     identity_id: int | None,
     customer_time: datetime,
     now: datetime,
     reopen_window: int,
+    first_contact: bool,
 ) -> tuple[Conversation, bool, bool]:
+    account = inbound.account
     assert account.id is not None
+    if first_contact:  # a customer this transaction created has no conversations yet
+        return (*_open(session, customer_id, inbound, identity_id, customer_time, now), False)
     found = conversation_rows.find_open(session, customer_id, account.id)
     if found is not None:
         return found, False, False
@@ -193,16 +241,32 @@ def _conversation_for(
         found = conversation_rows.find_open(session, customer_id, account.id)
         if found is not None:
             return found, False, False
-    conversation, created = conversation_rows.open_new(
+    return (*_open(session, customer_id, inbound, identity_id, customer_time, now), False)
+
+
+def _open(
+    session: Session,
+    customer_id: int,
+    inbound: Inbound,
+    identity_id: int | None,
+    customer_time: datetime,
+    now: datetime,
+) -> tuple[Conversation, bool]:
+    """A new conversation, inserted with what :func:`_touch` would set for this message (so
+    storing the message updates nothing)."""
+    assert inbound.account.id is not None
+    return conversation_rows.open_new(
         session,
         customer_id=customer_id,
-        account_id=account.id,
-        team_id=account.default_team_id,
+        account_id=inbound.account.id,
+        team_id=inbound.account.default_team_id,
         identity_id=identity_id,
         first_message_at=customer_time,
         now=now,
+        last_customer_message_at=None if inbound.type == "system" else customer_time,
+        last_message_at=customer_time,
+        last_message_preview=preview(inbound.text, inbound.type),
     )
-    return conversation, created, False
 
 
 def _touch(
@@ -307,9 +371,12 @@ def emit_ingest_events(session: Session, stored: Ingested, settings: Settings, n
     else:
         audience = conversation_rows.audience(conversation)
     session.flush()
-    shown = present.conversation(session, conversation)
+    known = {conversation.customer_id: stored.identities} if stored.identities is not None else None
+    shown = present.conversation(session, conversation, known_identities=known)
+    rows = []
     if stored.conversation_created or stored.reopened:
         kind = "conversation.created" if stored.conversation_created else "conversation.reopened"
-        events.emit(session, kind, shown, to=audience)
+        rows.append(events.event_row(kind, shown, to=audience))
     data = present.message_event(session, stored.message, conversation, shown)
-    events.emit(session, "message.created", data, to=audience)
+    rows.append(events.event_row("message.created", data, to=audience))
+    events.emit_rows(session, rows)

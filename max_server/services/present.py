@@ -6,7 +6,7 @@ here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,12 +69,20 @@ def window_open(channel: str, conversation: Conversation, now: datetime) -> bool
     return expires is not None and now < expires
 
 
-def conversations(session: Session, rows: Sequence[Conversation]) -> list[ConversationPublic]:
+def conversations(
+    session: Session,
+    rows: Sequence[Conversation],
+    known_identities: Mapping[int, list[IdentityRef]] | None = None,
+) -> list[ConversationPublic]:
+    """``known_identities``: customers' identities the caller holds (ingest, on first contact)."""
     if not rows:
         return []
     now = clock.now()
     customers = _by_id(session, Customer, {r.customer_id for r in rows})
-    identities = _identities_for(session, {r.customer_id for r in rows})
+    identities = dict(known_identities or {})
+    missing = {r.customer_id for r in rows} - identities.keys()
+    if missing:
+        identities.update(_identities_for(session, missing))
     teams = _by_id(session, Team, {r.team_id for r in rows if r.team_id})
     users = _by_id(session, User, {r.assignee_id for r in rows if r.assignee_id})
     accounts = _by_id(session, ChannelAccount, {r.channel_account_id for r in rows})
@@ -117,8 +125,10 @@ def _identities_for(session: Session, customer_ids: set[int]) -> dict[int, list[
     return found
 
 
-def conversation(session: Session, row: Conversation) -> ConversationPublic:
-    return conversations(session, [row])[0]
+def conversation(
+    session: Session, row: Conversation, known_identities: Mapping[int, list[IdentityRef]] | None = None
+) -> ConversationPublic:
+    return conversations(session, [row], known_identities)[0]
 
 
 # What a message or customer event adds so a receiver can act without calling back (DESIGN §7 and

@@ -11,13 +11,28 @@ supervisors hear once per window that tripped (a ``flag_only`` record spans it).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal,
+    null,
+    or_,
+    union_all,
+    update,
+)
 from sqlmodel import Session, col, select
 
 from max_server.access import Actor
 from max_server.domain import ratelimit
 from max_server.models import Conversation, Customer, CustomerBlock, RateEvent
+from max_server.models.base import UTCDateTime
 from max_server.schemas import CustomerBlockPublic
 from max_server.services import audit, conversation_rows, events, notifications
 from max_server.services.customers import get_visible, visible_clause
@@ -26,27 +41,76 @@ from max_server.services.pagination import clamp_limit
 from max_server.settings import RateLimitSettings
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+_RATE_EVENTS = RateEvent.__table__  # type: ignore[attr-defined]
 FLAG = "rate_limited"
 BLOCK, FLAG_ONLY = "messages", "flag_only"  # CustomerBlock.kind
 
 
-def _fits(session: Session, customer_id: int, kind: str, at: datetime, window: timedelta, limit: int) -> bool:
-    """Whether one more accepted ``kind`` at ``at`` keeps every window within the limit."""
-    nearby = session.exec(
-        select(RateEvent.at).where(
-            RateEvent.customer_id == customer_id,
-            RateEvent.kind == kind,
-            col(RateEvent.at) > at - window,
-            col(RateEvent.at) < at + window,
-        )
-    ).all()
-    return ratelimit.fits(nearby, at, window, limit)
+def _near(kind: str) -> ColumnElement[bool]:
+    return and_(
+        col(RateEvent.kind) == kind,
+        col(RateEvent.at) > bindparam(f"{kind}_from"),
+        col(RateEvent.at) < bindparam(f"{kind}_to"),
+    )
 
 
-def active_block(session: Session, customer_id: int, at: datetime) -> CustomerBlock | None:
+_COVERING = (
+    select(CustomerBlock)
+    .where(
+        CustomerBlock.customer_id == bindparam("customer_id"),
+        CustomerBlock.kind == bindparam("kind"),
+        col(CustomerBlock.lifted_at).is_(None),
+        col(CustomerBlock.starts_at) <= bindparam("starts_by"),
+        col(CustomerBlock.until) > bindparam("at"),
+    )
+    .order_by(col(CustomerBlock.id).desc())
+)
+_COUNT = insert(_RATE_EVENTS)
+# Every inbound message is counted: its reads are one statement, built once (building one costs
+# more than running it). The accepted times of each kind within its window on either side of
+# the message's time (only those can change whether one more fits), for a message alone or with
+# a new conversation; and the id of a block holding it, if any (then the times do not matter).
+_HOLDING = (
+    select(CustomerBlock.id)
+    .where(
+        CustomerBlock.customer_id == bindparam("customer_id"),
+        CustomerBlock.kind == BLOCK,
+        col(CustomerBlock.lifted_at).is_(None),
+        col(CustomerBlock.starts_at) <= bindparam("at"),
+        col(CustomerBlock.until) > bindparam("at"),
+    )
+    .order_by(col(CustomerBlock.id).desc())
+    .limit(1)
+    .subquery()
+)
+_GATE_READS: dict[tuple[str, ...], Any] = {
+    kinds: union_all(
+        select(RateEvent.kind, RateEvent.at, cast(null(), BigInteger).label("block_id")).where(
+            RateEvent.customer_id == bindparam("customer_id"), or_(*(_near(kind) for kind in kinds))
+        ),
+        select(literal("block"), cast(null(), UTCDateTime), _HOLDING.c.id),
+    )
+    for kinds in (("message",), ("message", "conversation"))
+}
+
+
+def _gate_reads(
+    session: Session, customer_id: int, at: datetime, windows: dict[str, timedelta]
+) -> tuple[CustomerBlock | None, dict[str, list[datetime]]]:
     """The block holding a message written at ``at`` (a message written before a block began is
-    not held by it, whatever order Meta delivers them in)."""
-    return _covering(session, customer_id, BLOCK, at, lead=timedelta(0))
+    not held by it, whatever order Meta delivers them in), and the accepted times near ``at`` of
+    each kind in ``windows``."""
+    nearby: dict[str, list[datetime]] = {kind: [] for kind in windows}
+    params: dict[str, Any] = {"customer_id": customer_id, "at": at}
+    for kind, window in windows.items():
+        params[f"{kind}_from"], params[f"{kind}_to"] = at - window, at + window
+    block = None
+    for kind, when, block_id in session.execute(_GATE_READS[tuple(windows)], params):
+        if block_id is not None:
+            block = session.get(CustomerBlock, block_id)
+        else:
+            nearby[kind].append(when)
+    return block, nearby
 
 
 def _covering(
@@ -54,16 +118,8 @@ def _covering(
 ) -> CustomerBlock | None:
     """The unlifted record of ``kind`` whose span ``[starts_at - lead, until)`` holds customer
     time ``at``."""
-    return session.exec(
-        select(CustomerBlock)
-        .where(
-            CustomerBlock.customer_id == customer_id,
-            CustomerBlock.kind == kind,
-            col(CustomerBlock.lifted_at).is_(None),
-            col(CustomerBlock.starts_at) <= at + lead,
-            col(CustomerBlock.until) > at,
-        )
-        .order_by(col(CustomerBlock.id).desc())
+    return session.scalars(
+        _COVERING, {"customer_id": customer_id, "kind": kind, "starts_by": at + lead, "at": at}
     ).first()
 
 
@@ -73,20 +129,28 @@ def gate(session: Session, stored: Ingested, limits: RateLimitSettings, now: dat
     conversation, message = stored.conversation, stored.message
     customer_id = conversation.customer_id
     at = message.customer_time or now
-    lock_customer(session, customer_id)  # held since ingest; counting is exact across processes
-    block = active_block(session, customer_id, at)
+    new = stored.conversation_created
+    windows = {"message": MINUTE, **({"conversation": HOUR} if new else {})}
+    nearby: dict[str, list[datetime]]
+    if stored.customer_created:
+        # First contact: the customer exists only in this transaction, so it has no blocks and
+        # no counted messages yet, and no other transaction can count for it meanwhile.
+        block, nearby = None, {kind: [] for kind in windows}
+    else:
+        lock_customer(session, customer_id)  # held since ingest; counting is exact across processes
+        block, nearby = _gate_reads(session, customer_id, at, windows)
     reasons, window = [], MINUTE
     if block is None:
-        if not _fits(session, customer_id, "message", at, MINUTE, limits.messages_per_minute):
+        if not ratelimit.fits(nearby["message"], at, MINUTE, limits.messages_per_minute):
             reasons.append(f"more than {limits.messages_per_minute} messages in a minute")
-        new = stored.conversation_created
-        if new and not _fits(session, customer_id, "conversation", at, HOUR, limits.conversations_per_hour):
+        if new and not ratelimit.fits(nearby["conversation"], at, HOUR, limits.conversations_per_hour):
             reasons.append(f"more than {limits.conversations_per_hour} new conversations in an hour")
             window = HOUR
         if not reasons:  # only accepted messages count: the windows hold what agents received
-            session.add(RateEvent(customer_id=customer_id, kind="message", at=at, created_at=now))
-            if new:
-                session.add(RateEvent(customer_id=customer_id, kind="conversation", at=at, created_at=now))
+            session.execute(  # Core: a row nobody reads back needs no ORM object
+                _COUNT,
+                [{"customer_id": customer_id, "kind": kind, "at": at, "created_at": now} for kind in windows],
+            )
             return False
     message.flags = sorted({*message.flags, FLAG})
     session.add(message)

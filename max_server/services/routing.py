@@ -1,30 +1,28 @@
-"""Triage and automatic assignment, serialized per team, with the agents it may assign to locked
+"""Triage and automatic assignment, serialized per team; the agents a pass assigns to are locked
 too (an agent in several teams is counted by each team's pass), so counting load and assigning
-can never overbook anyone (advisory locks on PostgreSQL; SQLite has one writer)."""
+can never overbook anyone (advisory locks on PostgreSQL, see ``routing_pool``; SQLite has one
+writer)."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, case, func, or_, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, and_, bindparam, case, func, or_
 from sqlmodel import Session, col, select
 
 from max_server.db import is_postgres
 from max_server.domain import routing as rules
 from max_server.domain.routing import Candidate, Choice
 from max_server.models import (
-    AgentSkill,
     ChannelAccount,
     Conversation,
+    Customer,
     RoutingRule,
     Team,
     TeamMember,
-    User,
 )
-from max_server.services import conversation_rows, routing_decisions
+from max_server.services import conversation_rows, routing_decisions, routing_pool
 
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 BATCH = 200
@@ -85,99 +83,34 @@ def triage(
     return rule
 
 
-def lock_team(session: Session, team_id: int) -> None:
-    if is_postgres(session):
-        key = zlib.crc32(f"max:team:{team_id}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+# The pass's statements are built once: building them costs more than running them.
+_TEAM = select(Team).where(Team.id == bindparam("team"))
+_LOCKED_TEAM = _TEAM.where(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)).is_not(None))
+_RANK = case(PRIORITY_RANK, value=Conversation.priority, else_=9)
+_AGE = func.coalesce(Conversation.queued_at, Conversation.created_at)
+# Customers and channel accounts come along: the assignment events present them.
+_QUEUE = (
+    select(Conversation, Customer, ChannelAccount)
+    .join(Customer, col(Customer.id) == Conversation.customer_id)
+    .join(ChannelAccount, col(ChannelAccount.id) == Conversation.channel_account_id)
+    .where(
+        Conversation.team_id == bindparam("team"),
+        Conversation.status == "queued",
+        col(Conversation.rate_limited).is_(False),
+    )
+    .order_by(_RANK, _AGE, col(Conversation.id))
+    .limit(BATCH)
+)
 
 
-# Agents' locks use PostgreSQL's two-key advisory lock space (apart from the one-key locks of
-# teams, customers and the sequencer); user ids fold into 31 bits, a collision only serializes.
-_AGENT_LOCKS = zlib.crc32(b"max:agent") & 0x7FFFFFFF
-_ID_ARRAY = ARRAY(BigInteger)
-
-
-def lock_agents(session: Session, user_ids: Iterable[int]) -> None:
-    """Locks agents' load until commit, in ascending order (two passes can never deadlock). An
-    agent in several teams is counted by each team's pass: the team lock alone cannot stop two
-    teams from filling the same last slot."""
-    keys = sorted({user_id & 0x7FFFFFFF for user_id in user_ids})
-    if keys and is_postgres(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, k) FROM unnest(CAST(:keys AS integer[])) AS k"),
-            {"ns": _AGENT_LOCKS, "keys": keys},
-        )
-
-
-def _usage(session: Session, who: ColumnElement[bool]) -> dict[int, tuple[int, datetime | None]]:
-    """Open assigned conversations and the last assignment of the agents ``who`` selects."""
-    return {
-        row[0]: (int(row[1]), row[2])
-        for row in session.execute(
-            select(
-                Conversation.assignee_id,
-                func.count(case((col(Conversation.status) == "assigned", 1))),
-                func.max(Conversation.assigned_at),
-            )
-            .where(who)
-            .group_by(col(Conversation.assignee_id))
-        ).all()
-    }
-
-
-def candidates(session: Session, team_id: int, with_skills: bool = True) -> list[Candidate]:
-    """The team's online, active agents with their load, skills and last assignment (three
-    column queries, no ORM objects: this runs for every assignment pass)."""
-    members = session.execute(
-        select(User.id, User.name, User.capacity)
-        .join(TeamMember, col(TeamMember.user_id) == User.id)
-        .where(TeamMember.team_id == team_id, col(User.is_active).is_(True), User.presence == "online")
-        .order_by(col(User.id))
-    ).all()
-    if not members:
-        return []
-    in_team = select(TeamMember.user_id).where(TeamMember.team_id == team_id).scalar_subquery()
-    usage = _usage(session, col(Conversation.assignee_id).in_(in_team))
-    pool = [
-        Candidate(
-            user_id=user_id,
-            name=name,
-            capacity=capacity,
-            load=usage.get(user_id, (0, None))[0],
-            idle_since=usage.get(user_id, (0, None))[1],
-        )
-        for user_id, name, capacity in members
-    ]
-    if with_skills:
-        load_skills(session, pool)
-    return pool
-
-
-def load_skills(session: Session, pool: list[Candidate]) -> None:
-    by_id = {c.user_id: c for c in pool}
-    for user_id, skill, level in session.execute(
-        select(AgentSkill.user_id, AgentSkill.skill, AgentSkill.proficiency).where(
-            col(AgentSkill.user_id).in_(sorted(by_id))
-        )
-    ).all():
-        by_id[user_id].skills[skill] = level
-
-
-def reserve(session: Session, pool: list[Candidate]) -> None:
-    """Locks the agents with room (the only ones this pass may assign to) and counts their load
-    again under the lock: another team's pass may have filled a slot since ``candidates``. An
-    agent full at first stays full for this pass (if they free a slot, their teams run again)."""
+def lock_team(session: Session, team_id: int) -> Team | None:
+    """Serializes the team's passes and reads the team in the same statement (the lock comes
+    first on PostgreSQL; the team's row may be read a moment before it is granted: only its
+    ``auto_assign`` matters here. The queue and the agents are read in later statements)."""
     if not is_postgres(session):
-        return  # one writer: nothing changed since ``candidates``
-    with_room = [c for c in pool if c.has_room]
-    if not with_room:
-        return
-    ids = [c.user_id for c in with_room]
-    lock_agents(session, ids)
-    # One array parameter (PostgreSQL), not hundreds of IN parameters: this runs on every pass.
-    usage = _usage(session, col(Conversation.assignee_id) == any_(bindparam("ids", ids, type_=_ID_ARRAY)))
-    for candidate in with_room:
-        candidate.load, candidate.idle_since = usage.get(candidate.user_id, (0, None))
+        return session.exec(_TEAM, params={"team": team_id}).first()
+    key = zlib.crc32(f"max:team:{team_id}".encode())
+    return session.exec(_LOCKED_TEAM, params={"team": team_id, "key": key}).first()
 
 
 def _age(conversation: Conversation) -> datetime:
@@ -185,18 +118,19 @@ def _age(conversation: Conversation) -> datetime:
 
 
 def queued(
-    session: Session, team_id: int, limit: int = BATCH, after: Conversation | None = None
+    session: Session,
+    team_id: int,
+    limit: int = BATCH,
+    after: Conversation | None = None,
+    keep: list[object] | None = None,
 ) -> list[Conversation]:
     """The team's queue: by priority, then age (held, rate-limited ones wait for a supervisor);
-    ``after``: the page that follows that conversation."""
-    rank = case(PRIORITY_RANK, value=Conversation.priority, else_=9)
-    age = func.coalesce(Conversation.queued_at, Conversation.created_at)
-    query = select(Conversation).where(
-        Conversation.team_id == team_id,
-        Conversation.status == "queued",
-        col(Conversation.rate_limited).is_(False),
-    )
+    ``after``: the page that follows that conversation. ``keep`` collects the customers and
+    channel accounts read along (the session's identity map holds rows only while they are
+    referenced: the assignment events find them there)."""
+    query = _QUEUE if limit == BATCH else _QUEUE.limit(limit)
     if after is not None:
+        rank, age = _RANK, _AGE
         after_rank, after_age = PRIORITY_RANK.get(after.priority, 9), _age(after)
         query = query.where(
             or_(
@@ -207,49 +141,99 @@ def queued(
                 ),
             )
         )
-    return list(session.exec(query.order_by(rank, age, col(Conversation.id)).limit(limit)))
+    rows = session.exec(query, params={"team": team_id}).all()
+    if keep is not None:
+        keep.extend(related for row in rows for related in row[1:])
+    return [row[0] for row in rows]
 
 
 def assign_queue(session: Session, team_id: int, now: datetime, relax_after: int) -> int:
     """Assigns what the team's online agents have room for, page after page of the queue while
     someone has room; records why the others wait when that changed. Returns how many were
     assigned. Caller commits."""
-    lock_team(session, team_id)
-    team = session.get(Team, team_id)
+    team = lock_team(session, team_id)
     if team is None or not team.auto_assign:
         return 0
-    page = queued(session, team_id)
+    keep: list[object] = []
+    page = queued(session, team_id, keep=keep)
     if not page:
         return 0
-    with_skills = any(c.required_skills for c in page)
-    pool = candidates(session, team_id, with_skills=with_skills)
-    reserve(session, pool)
-    by_id = {c.user_id: c for c in pool}
+    skills = routing_pool.skill_names(c.required_skills for c in page)
+    pool = routing_pool.candidates(session, team_id, skills)
+    reservations = routing_pool.Reservations(session)
     assigned = 0
     while page:
-        if not with_skills and any(c.required_skills for c in page):
-            load_skills(session, pool)
-            with_skills = True
-        waiting: list[routing_decisions.Waiting] = []
-        for conversation in page:
-            required = list(conversation.required_skills or [])
-            may_relax = now - _age(conversation) >= timedelta(seconds=relax_after)
-            if not any(c.has_room for c in pool):
-                waiting.append((conversation, required, may_relax, None))
-                continue
-            choice = rules.choose(pool, required, may_relax=may_relax)
-            if choice.winner is None:
-                waiting.append((conversation, required, may_relax, choice))
-                continue
+        needed = routing_pool.skill_names(c.required_skills for c in page) - skills
+        if needed:
+            routing_pool.load_skills(session, team_id, pool, needed)
+            skills |= needed
+        decided, waiting = _settle(pool, page, now, relax_after, reservations)
+        for conversation, choice in decided:
             _assign(session, conversation, choice, now)
-            by_id[choice.winner.user_id].load += 1
-            by_id[choice.winner.user_id].idle_since = now
-            assigned += 1
+        assigned += len(decided)
         routing_decisions.record_waits(session, pool, waiting, now)
         if len(page) < BATCH or not any(c.has_room for c in pool):
             break
-        page = queued(session, team_id, after=page[-1])
+        page = queued(session, team_id, after=page[-1], keep=keep)
     return assigned
+
+
+Decided = list[tuple[Conversation, Choice]]
+Before = dict[int, tuple[Candidate, int, datetime | None]]  # each winner's load and idleness
+
+
+def _settle(
+    pool: list[Candidate],
+    page: list[Conversation],
+    now: datetime,
+    relax_after: int,
+    reservations: routing_pool.Reservations,
+) -> tuple[Decided, list[routing_decisions.Waiting]]:
+    """Chooses for the page, then locks the agents it chose and counts their load again: one lock
+    statement and one count for the whole page, whatever its size. If another team's pass
+    changed one of them since the pool was read (rare), the page is chosen again with the fresh
+    counts, and so on until every agent chosen is locked and counted (each round locks someone
+    new, so this ends)."""
+    while True:
+        decided, waiting, before = _decide(pool, page, now, relax_after)
+        fresh, held_elsewhere = reservations.secure(before)
+        if not held_elsewhere and all(before[user_id][1:] == usage for user_id, usage in fresh.items()):
+            return decided, waiting
+        # Undo the page's choices; choose again with the fresh counts and without the agents
+        # another pass holds (waiting for them could deadlock, see ``Reservations.secure``).
+        for candidate, load, idle_since in before.values():
+            candidate.load, candidate.idle_since = load, idle_since
+        for user_id, usage in fresh.items():
+            before[user_id][0].load, before[user_id][0].idle_since = usage
+        pool[:] = [c for c in pool if c.user_id not in held_elsewhere]
+
+
+def _decide(
+    pool: list[Candidate], page: list[Conversation], now: datetime, relax_after: int
+) -> tuple[Decided, list[routing_decisions.Waiting], Before]:
+    """The choice for each conversation of the page, in queue order, counting each choice in
+    the winner's load before the next (nothing is written); and what the winners had before."""
+    decided: Decided = []
+    waiting: list[routing_decisions.Waiting] = []
+    before: Before = {}
+    with_room = sum(1 for c in pool if c.has_room)  # kept up to date: no scan per conversation
+    for conversation in page:
+        required = list(conversation.required_skills or [])
+        may_relax = now - _age(conversation) >= timedelta(seconds=relax_after)
+        if not with_room:
+            waiting.append((conversation, required, may_relax, None))
+            continue
+        choice = rules.choose(pool, required, may_relax=may_relax)
+        winner = choice.winner
+        if winner is None:
+            waiting.append((conversation, required, may_relax, choice))
+            continue
+        before.setdefault(winner.user_id, (winner, winner.load, winner.idle_since))
+        winner.load += 1
+        winner.idle_since = now
+        with_room -= 0 if winner.has_room else 1
+        decided.append((conversation, choice))
+    return decided, waiting, before
 
 
 def _assign(session: Session, conversation: Conversation, choice: Choice, now: datetime) -> None:

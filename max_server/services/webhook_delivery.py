@@ -1,8 +1,8 @@
 """Outbound webhook delivery (DESIGN §6).
 
-* Each sequenced event becomes one delivery per matching active subscription, in the sequencing
-  transaction (the unique (subscription, event) settles any repeat), with its body encoded once:
-  those exact bytes are signed and sent on every attempt.
+* Each sequenced event becomes one delivery per matching active subscription
+  (``webhook_fanout``), its body encoded once: those exact bytes are signed and sent on every
+  attempt.
 * Each attempt is one job (``webhooks.deliver``). It POSTs through the address guard and then,
   in one transaction, logs the attempt, settles the delivery or queues the next attempt with its
   ``run_at`` (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): the schedule lives in the
@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,117 +22,28 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, delete, select
 
-from max_server import clock, metrics, netguard, wakeup
-from max_server.db import Database, dialect_insert
+from max_server import clock, metrics, netguard
+from max_server.db import Database
 from max_server.domain.durations import format_duration
-from max_server.jobs import queue, registry
-from max_server.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from max_server.jobs import queue
+from max_server.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from max_server.models.base import UTCDateTime
-from max_server.services import events, notifications
-from max_server.services.webhook_sending import AttemptResult, Outgoing, load, post
+from max_server.services import notifications
+from max_server.services.webhook_fanout import JOB, PING  # noqa: F401 (PING: webhooks.py uses it from here)
+from max_server.services.webhook_sending import AttemptResult, Checks, Outgoing, load_many, post
 from max_server.settings import Settings
 
 log = logging.getLogger("max.webhooks")
-JOB = "webhooks.deliver"
-PING = "ping"
 # Seconds to wait before attempt 2, 3, … (attempt 1 is immediate); the last repeats.
 SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 _D = WebhookDelivery.__table__  # type: ignore[attr-defined]
 _S = WebhookSubscription.__table__  # type: ignore[attr-defined]
 _A = WebhookAttempt.__table__  # type: ignore[attr-defined]
-_J = Job.__table__  # type: ignore[attr-defined]
 
 
 def delay_before(try_no: int) -> int:
     """Seconds between attempt ``try_no - 1`` and attempt ``try_no`` (2-based)."""
     return SCHEDULE[min(max(try_no - 2, 0), len(SCHEDULE) - 1)]
-
-
-def matches(patterns: Sequence[Any], event_type: str) -> bool:
-    for pattern in patterns:
-        if pattern == "*" and event_type != PING:
-            return True
-        if pattern == event_type or (
-            isinstance(pattern, str) and pattern.endswith(".*") and event_type.startswith(pattern[:-1])
-        ):
-            return True
-    return False
-
-
-def encode(event: Event) -> str:
-    """The body: the event's envelope, compact JSON. Encoded once; these bytes are what is signed."""
-    return json.dumps(events.envelope(event), ensure_ascii=False, separators=(",", ":"))
-
-
-# Creating deliveries (the on_sequenced hook) ---------------------------------------------------
-def create_deliveries(session: Session, batch: Sequence[Event]) -> None:
-    subscriptions = list(
-        session.exec(select(WebhookSubscription).where(col(WebhookSubscription.is_active).is_(True)))
-    )
-    if not subscriptions:
-        return
-    now = clock.now()
-    rows: list[dict[str, Any]] = []
-    for event in batch:
-        if event.type == PING:
-            target = str(event.data.get("subscription_id", ""))
-            wanted = [s for s in subscriptions if str(s.id) == target]
-        else:
-            wanted = [s for s in subscriptions if matches(s.events, event.type)]
-        if not wanted:
-            continue
-        body = encode(event)
-        message_id = f"msg_{event.id}_{secrets.token_hex(5)}"  # no "." (Standard Webhooks)
-        rows += [
-            {
-                "subscription_id": s.id,
-                "event_id": event.id,
-                "event_type": event.type,
-                "message_id": message_id,
-                "body": body,
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for s in wanted
-        ]
-    if not rows:
-        return
-    inserted = session.execute(
-        dialect_insert(session, _D)
-        .on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
-        .returning(_D.c.id),
-        rows,
-    ).scalars()
-    first_attempts = [{"delivery_id": delivery_id, "attempt": 1, "try": 1} for delivery_id in inserted]
-    enqueue_many(session, first_attempts, now)
-
-
-def enqueue_many(session: Session, payloads: list[dict[str, Any]], now: datetime) -> None:
-    """``queue.enqueue`` for many first attempts in one statement (10,000 events are 10,000 jobs:
-    one INSERT each would dominate the sequencing transaction). Same row as ``enqueue`` writes."""
-    if not payloads:
-        return
-    max_attempts = registry.policy_for(JOB).max_attempts
-    session.execute(
-        insert(_J),
-        [
-            {
-                "kind": JOB,
-                "payload": payload,
-                "state": "queued",
-                "run_at": None,
-                "attempts": 0,
-                "max_attempts": max_attempts,
-                "dedupe_key": None,
-                "ordering_key": None,
-                "created_at": now,
-            }
-            for payload in payloads
-        ],
-    )
-    wakeup.request(session, "jobs")
 
 
 def schedule(
@@ -156,12 +65,16 @@ def cancel_pending(session: Session, subscription_id: int, now: datetime, reason
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-# One attempt -----------------------------------------------------------------------------------
+# One attempt, or a batch of them -----------------------------------------------------------------
 # The success path runs for every delivery: statements built once, executed on the connection.
 _LOG_ATTEMPT = insert(_A)
 _SUCCEEDED = (
     update(_D)
-    .where(_D.c.id == bindparam("d_id"), _D.c.state == "pending", _D.c.attempts == bindparam("before"))
+    .where(
+        _D.c.id.in_(bindparam("d_ids", expanding=True)),
+        _D.c.state == "pending",
+        _D.c.attempts == bindparam("before"),
+    )
     .values(
         state="succeeded",
         attempts=bindparam("attempt_no"),
@@ -170,8 +83,19 @@ _SUCCEEDED = (
         last_status_code=bindparam("code"),
         last_error=None,
     )
+    .returning(_D.c.id)
 )
-_NOT_FAILING = update(_S).where(_S.c.id == bindparam("s_id")).values(failing_since=None)
+_NOT_FAILING = (
+    update(_S)
+    .where(_S.c.id.in_(bindparam("s_ids", expanding=True)), _S.c.failing_since.is_not(None))
+    .values(failing_since=None)
+)
+_CANCEL = (
+    update(_D)
+    .where(_D.c.id.in_(bindparam("d_ids", expanding=True)), _D.c.state == "pending")
+    .values(state="cancelled", finished_at=bindparam("now", type_=UTCDateTime()), next_attempt_at=None)
+)
+Success = tuple[Outgoing, int, AttemptResult]  # what was sent, its attempt number, the answer
 
 
 def deliver(
@@ -181,27 +105,69 @@ def deliver(
     resolver: netguard.Resolver = netguard.system_resolver,
 ) -> str:
     """The ``webhooks.deliver`` job: one attempt. Returns what happened (for logs and tests)."""
-    delivery_id = int(payload["delivery_id"])
-    attempt, try_no = int(payload.get("attempt", 1)), int(payload.get("try", 1))
+    outcome = deliver_many(db, settings, [payload], resolver)[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def deliver_many(
+    db: Database,
+    settings: Settings,
+    payloads: Sequence[dict[str, Any]],
+    resolver: netguard.Resolver = netguard.system_resolver,
+) -> list[str | BaseException]:
+    """Several ``webhooks.deliver`` jobs: one read for all, the POSTs one after another (the
+    address guard asked once per URL), the successes recorded in one transaction and failures
+    one by one with their schedule. Per payload, what happened, or the exception that should
+    make that job retry."""
+    wanted = [(int(p["delivery_id"]), int(p.get("attempt", 1)), int(p.get("try", 1))) for p in payloads]
     with db.session(write=False) as session:
-        outgoing = load(session, delivery_id)
-    if outgoing is None:
-        return "gone"  # the subscription was deleted
-    if outgoing.state != "pending" or outgoing.attempts + 1 != attempt:
-        return "stale"  # settled meanwhile, or redelivered and sent by another job
-    if not outgoing.is_active:
-        with db.session() as session:
-            session.execute(
-                update(_D)
-                .where(_D.c.id == delivery_id, _D.c.state == "pending")
-                .values(state="cancelled", finished_at=clock.now(), next_attempt_at=None)
-            )
-            session.commit()
-        return "cancelled"
-    result = post(outgoing, clock.now(), settings, resolver)
-    if result.outcome == "success":
-        return record_success(db, outgoing, attempt, result)
-    return record(db, settings, delivery_id, attempt, try_no, result)
+        loaded = load_many(session, [delivery_id for delivery_id, _, _ in wanted])
+    outcomes: list[str | BaseException] = ["stale"] * len(wanted)
+    taken: set[tuple[int, int]] = set()  # a redelivered job in the same batch is not sent twice
+    inactive: list[int] = []
+    sent: list[tuple[int, Success]] = []
+    failing: set[int] = {o.subscription_id for o in loaded.values() if o.failing_since is not None}
+    checks: Checks = {}
+    for index, (delivery_id, attempt, try_no) in enumerate(wanted):
+        outgoing = loaded.get(delivery_id)
+        if outgoing is None:
+            outcomes[index] = "gone"  # the subscription was deleted
+            continue
+        if outgoing.state != "pending" or outgoing.attempts + 1 != attempt or (delivery_id, attempt) in taken:
+            continue  # stale: settled meanwhile, or redelivered and sent by another job
+        taken.add((delivery_id, attempt))
+        if not outgoing.is_active:
+            inactive.append(index)
+            continue
+        try:
+            result = post(outgoing, clock.now(), settings, resolver, checks)
+        except Exception as exc:  # unforeseen: this job retries by its policy, as alone it would
+            outcomes[index] = exc
+            continue
+        if result.outcome == "success":
+            sent.append((index, (outgoing, attempt, result)))
+            continue
+        failing.add(outgoing.subscription_id)
+        try:
+            outcomes[index] = record(db, settings, delivery_id, attempt, try_no, result)
+        except Exception as exc:  # this job retries; the others' outcomes stand
+            outcomes[index] = exc
+    try:
+        settled = record_successes(db, [success for _, success in sent], failing)
+        _cancel(db, [wanted[index][0] for index in inactive])
+    except Exception as exc:
+        for index, _ in sent:
+            outcomes[index] = exc
+        for index in inactive:
+            outcomes[index] = exc
+        return outcomes
+    for index, (outgoing, _, _) in sent:
+        outcomes[index] = "success" if outgoing.delivery_id in settled else "stale"
+    for index in inactive:
+        outcomes[index] = "cancelled"
+    return outcomes
 
 
 def _attempt_row(delivery_id: int, attempt: int, result: AttemptResult, now: datetime) -> dict[str, Any]:
@@ -216,25 +182,37 @@ def _attempt_row(delivery_id: int, attempt: int, result: AttemptResult, now: dat
     }
 
 
-def record_success(db: Database, outgoing: Outgoing, attempt: int, result: AttemptResult) -> str:
-    """The common case in one short transaction of prepared statements (no rows loaded)."""
+def record_successes(db: Database, sent: list[Success], failing: set[int]) -> set[int]:
+    """The common case, for a batch, in one short transaction of prepared statements (no rows
+    loaded): the attempts logged, the deliveries settled (those still pending at the attempt
+    sent; returns their ids), and ``failing`` subscriptions that succeeded marked well again."""
+    if not sent:
+        return set()
+    settled: set[int] = set()
     with db.session() as session:
         now = clock.now()
         connection = session.connection()
-        connection.execute(_LOG_ATTEMPT, _attempt_row(outgoing.delivery_id, attempt, result, now))
-        params = {
-            "d_id": outgoing.delivery_id,
-            "before": attempt - 1,
-            "attempt_no": attempt,
-            "now": now,
-            "code": result.status_code,
-        }
-        settled = connection.execute(_SUCCEEDED, params).rowcount
-        if settled and outgoing.failing_since is not None:
-            connection.execute(_NOT_FAILING, {"s_id": outgoing.subscription_id})
+        connection.execute(_LOG_ATTEMPT, [_attempt_row(o.delivery_id, n, r, now) for o, n, r in sent])
+        groups: dict[tuple[int, int | None], list[int]] = {}
+        for outgoing, attempt, result in sent:
+            groups.setdefault((attempt, result.status_code), []).append(outgoing.delivery_id)
+        for (attempt, code), ids in groups.items():
+            params = {"d_ids": ids, "before": attempt - 1, "attempt_no": attempt, "now": now, "code": code}
+            settled.update(connection.execute(_SUCCEEDED, params).scalars())
+        well = sorted({o.subscription_id for o, _, _ in sent if o.delivery_id in settled} & failing)
+        if well:
+            connection.execute(_NOT_FAILING, {"s_ids": well})
         session.commit()
-    metrics.DELIVERIES.labels("success").inc()
-    return "success" if settled else "stale"
+    metrics.DELIVERIES.labels("success").inc(len(sent))
+    return settled
+
+
+def _cancel(db: Database, delivery_ids: list[int]) -> None:
+    """Deliveries of a disabled subscription that were still pending stop here."""
+    if delivery_ids:
+        with db.session() as session:
+            session.execute(_CANCEL, {"d_ids": delivery_ids, "now": clock.now()})
+            session.commit()
 
 
 def record(

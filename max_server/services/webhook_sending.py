@@ -73,15 +73,17 @@ def _resolving(resolver: netguard.Resolver) -> netguard.Resolver:
     return resolve
 
 
-def http_client() -> httpx.Client:
+def transport_for(target: netguard.Target) -> httpx.HTTPTransport:
+    """The connection pool for a checked target: one per host name over https (see
+    ``netguard.stream_via``), one for every plain http receiver."""
+    name = target.server_name if target.url.startswith("https:") else ""
     return httpclients.shared(
-        ("webhooks",),
-        lambda: httpx.Client(
-            headers={"User-Agent": f"MAX-Webhooks/{__version__}"},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            follow_redirects=False,
-        ),
+        ("webhooks", name),
+        lambda: httpx.HTTPTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)),
     )
+
+
+USER_AGENT = f"MAX-Webhooks/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -104,31 +106,29 @@ class Outgoing:
     failing_since: datetime | None
 
 
-_LOAD = (
-    sa_select(
-        _D.c.id.label("delivery_id"),
-        _D.c.subscription_id,
-        _D.c.event_type,
-        _D.c.message_id,
-        _D.c.body,
-        _D.c.state,
-        _D.c.attempts,
-        _S.c.url,
-        _S.c.secret,
-        _S.c.previous_secret,
-        _S.c.previous_secret_until,
-        _S.c.is_active,
-        _S.c.timeout_s,
-        _S.c.failing_since,
-    )
-    .join(_S, _S.c.id == _D.c.subscription_id)
-    .where(_D.c.id == bindparam("delivery_id"))
-)
+_OUTGOING = sa_select(
+    _D.c.id.label("delivery_id"),
+    _D.c.subscription_id,
+    _D.c.event_type,
+    _D.c.message_id,
+    _D.c.body,
+    _D.c.state,
+    _D.c.attempts,
+    _S.c.url,
+    _S.c.secret,
+    _S.c.previous_secret,
+    _S.c.previous_secret_until,
+    _S.c.is_active,
+    _S.c.timeout_s,
+    _S.c.failing_since,
+).join(_S, _S.c.id == _D.c.subscription_id)
+_LOAD_MANY = _OUTGOING.where(_D.c.id.in_(bindparam("ids", expanding=True)))
 
 
-def load(session: Session, delivery_id: int) -> Outgoing | None:
-    row = session.connection().execute(_LOAD, {"delivery_id": delivery_id}).first()
-    return Outgoing(**row._mapping) if row is not None else None
+def load_many(session: Session, delivery_ids: list[int]) -> dict[int, Outgoing]:
+    """What the attempts of a batch need, in one query (a deleted delivery is missing)."""
+    rows = session.connection().execute(_LOAD_MANY, {"ids": delivery_ids})
+    return {row.delivery_id: Outgoing(**row._mapping) for row in rows}
 
 
 def signed_headers(outgoing: Outgoing, body: bytes, now: datetime) -> dict[str, str]:
@@ -138,6 +138,7 @@ def signed_headers(outgoing: Outgoing, body: bytes, now: datetime) -> dict[str, 
     if outgoing.previous_secret and until is not None and until > now:
         keys.append(outgoing.previous_secret)  # during a rotation both secrets sign
     return {
+        "User-Agent": USER_AGENT,
         "Content-Type": "application/json",
         "webhook-id": outgoing.message_id,
         "webhook-timestamp": str(timestamp),
@@ -147,13 +148,40 @@ def signed_headers(outgoing: Outgoing, body: bytes, now: datetime) -> dict[str, 
     }
 
 
+# What the address guard said about each URL of a batch (a Target, or the refusal to repeat).
+Checks = dict[str, "netguard.Target | Exception"]
+
+
+def _checked(
+    url: str, settings: Settings, resolver: netguard.Resolver, checks: Checks | None
+) -> netguard.Target:
+    """The guard's answer for ``url``, asked once per batch: the deliveries of one batch go out
+    within moments, each to the address that was checked (a new batch asks again, so a changed
+    DNS answer is seen, and checked, as soon as the next batch)."""
+    found = checks.get(url) if checks is not None else None
+    if found is None:
+        try:
+            found = netguard.check(
+                url, allow_private=settings.webhooks.allow_private_networks, resolver=_resolving(resolver)
+            )
+        except (netguard.AddressRefused, _Unresolvable) as exc:
+            found = exc
+        if checks is not None:
+            checks[url] = found
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
 def post(
     outgoing: Outgoing,
     now: datetime,
     settings: Settings,
     resolver: netguard.Resolver = netguard.system_resolver,
+    checks: Checks | None = None,
 ) -> AttemptResult:
-    """One POST of the stored bytes through the address guard (the checked address, no redirects)."""
+    """One POST of the stored bytes through the address guard (the checked address, no redirects).
+    ``checks`` shares the guard's answers across the attempts of one batch."""
     body = outgoing.body.encode("utf-8")
     started = time.perf_counter()
 
@@ -164,12 +192,11 @@ def post(
         return AttemptResult(status, text, error, ms, outcome, after)
 
     try:
-        with netguard.stream(
-            http_client(),
+        target = _checked(outgoing.url, settings, resolver, checks)
+        with netguard.stream_via(
+            transport_for(target),
             "POST",
-            outgoing.url,
-            allow_private=settings.webhooks.allow_private_networks,
-            resolver=_resolving(resolver),
+            target,
             content=body,
             headers=signed_headers(outgoing, body, now),
             timeout=float(outgoing.timeout_s),

@@ -3,22 +3,25 @@ number its conversation came in on; a number MAX added from a webhook can be com
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from max_server.channels.whatsapp import payloads as p
 from max_server.channels.whatsapp.sandbox import Sandbox
 from max_server.clock import FrozenClock
 from max_server.db import Database
 from max_server.jobs.worker import Worker
-from max_server.models import AuditEntry, ChannelAccount, Conversation
+from max_server.models import AuditEntry, ChannelAccount, Conversation, CustomerIdentity
 from tests.channels.conftest import APP_SECRET, PHONE_NUMBER_ID, WhatsApp
 from tests.conftest import People, bearer
 from tests.support.live import LiveServer
+from tests.support.processes import ServerProcess
 from tests.support.sandbox_fixtures import sandbox_graph_url  # noqa: F401
 
 WA = "5215512345678"
@@ -168,3 +171,54 @@ def test_channels_are_listed_page_by_page(live: LiveServer, admin: str) -> None:
     assert len(seen) == len(set(seen)) == 7 and pages == 4
     bad = httpx.get(f"{live.url}/api/v1/channels", params={"limit": 0}, headers=bearer(admin))
     assert bad.status_code == 422
+
+
+def test_a_default_team_set_through_one_process_applies_in_the_others(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """Each process keeps the accounts its webhooks used (no query per message); a change made
+    through another process reaches it at commit (LISTEN/NOTIFY), so its next new conversation
+    starts in the new default team."""
+    people = People(postgres_db)
+    _, admin = people.user("admin")
+    sales = people.team("sales")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{postgres_db.url}"\n[storage]\npath = "{tmp_path}/media"\n'
+        f'[whatsapp]\napp_secret = "{APP_SECRET}"\nphone_number_id = "{PHONE_NUMBER_ID}"\n'
+        "[jobs]\nenabled = false\n"
+    )
+    (tmp_path / "home").mkdir()
+    ingesting, admin_side = (ServerProcess(config, tmp_path / "home").start() for _ in range(2))
+    sent = 0
+
+    def new_conversation_team() -> int | None:
+        nonlocal sent
+        sent += 1
+        wa_id = f"52155000{sent:05d}"
+        raw = p.encode(p.text_webhook(PHONE_NUMBER_ID, wa_id, f"wamid.team.{sent}", "hola"))
+        headers = {"X-Hub-Signature-256": p.sign(raw, APP_SECRET)}
+        response = httpx.post(ingesting.url + "/webhooks/whatsapp", content=raw, headers=headers)
+        assert response.status_code == 200, response.text
+        with postgres_db.session(write=False) as session:
+            return session.exec(
+                select(Conversation.team_id)
+                .join(CustomerIdentity, col(CustomerIdentity.customer_id) == Conversation.customer_id)
+                .where(CustomerIdentity.external_id == wa_id)
+            ).one()
+
+    try:
+        assert [new_conversation_team(), new_conversation_team()] == [None, None]  # the second: its copy
+        moved = httpx.put(
+            f"{admin_side.url}/api/v1/channels/{PHONE_NUMBER_ID}/default-team",
+            json={"team": "sales"},
+            headers=bearer(admin),
+        )
+        assert moved.status_code == 200, moved.text
+        deadline = time.monotonic() + 10  # the notification travels on its own connection
+        while (team := new_conversation_team()) != sales.id:
+            assert team is None and time.monotonic() < deadline, "the change never reached the process"
+            time.sleep(0.05)
+    finally:
+        ingesting.terminate()
+        admin_side.terminate()

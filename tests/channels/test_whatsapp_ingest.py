@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +16,7 @@ from max_server.channels.whatsapp import payloads as p
 from max_server.clock import FrozenClock
 from max_server.db import Database
 from max_server.models import Conversation, Customer, CustomerIdentity, InboundEvent, Message
-from tests.channels.conftest import PHONE_NUMBER_ID, VERIFY_TOKEN, WhatsApp
+from tests.channels.conftest import APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN, WhatsApp
 from tests.conftest import People, bearer
 from tests.support.live import LiveServer
 
@@ -132,6 +135,31 @@ def test_oversize_bodies_get_413_without_being_read(whatsapp: WhatsApp, db: Data
     )
     assert streamed.status_code == 413
     assert count(db, Message) == 0
+
+
+def test_a_client_gone_mid_body_is_one_info_line_and_nothing_stored(
+    live: LiveServer, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = p.encode(p.text_webhook(PHONE_NUMBER_ID, WA, p.new_wamid(), "hola"))
+    head = (
+        f"POST /webhooks/whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"X-Hub-Signature-256: {p.sign(raw, APP_SECRET)}\r\nContent-Length: {len(raw)}\r\n\r\n"
+    ).encode()
+    caplog.set_level(logging.INFO, logger="max")
+    with socket.create_connection(("127.0.0.1", live.port)) as sock:
+        sock.sendall(head + raw[: len(raw) // 2])  # then hang up, as a timed-out sender does
+    deadline = time.monotonic() + 10
+    while not any("disconnected" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the server never noticed the disconnect"
+        time.sleep(0.05)
+    time.sleep(0.2)  # anything else it would log about this request is out by now
+    mine = [r for r in caplog.records if r.name != "max.access"]
+    assert [(r.levelno, "disconnected" in r.getMessage()) for r in mine] == [(logging.INFO, True)]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert count(db, Message) == 0 and count(db, Customer) == 0 and count(db, InboundEvent) == 0
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": p.sign(raw, APP_SECRET)}
+    again = httpx.post(live.url + "/webhooks/whatsapp", content=raw, headers=headers)
+    assert again.status_code == 200 and count(db, Message) == 1  # Meta's retry is stored whole
 
 
 def test_signed_malformed_json_is_a_clear_400(whatsapp: WhatsApp, db: Database) -> None:

@@ -13,7 +13,7 @@ from max_server.clock import FrozenClock
 from max_server.db import Database
 from max_server.jobs.worker import Worker
 from max_server.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from max_server.services import events, webhook_delivery, webhook_sending
+from max_server.services import events, webhook_delivery, webhook_fanout, webhook_sending
 from max_server.settings import Settings
 from tests.channels.conftest import WhatsApp
 from tests.webhooks.conftest import Admin, Receiver, pump, verify
@@ -104,7 +104,7 @@ def test_events_reach_the_receiver_signed_with_enough_to_act_on(
 
     # Exactly once: running the hook again over the same events creates nothing.
     with db.session() as session:
-        webhook_delivery.create_deliveries(session, sequenced)
+        webhook_fanout.create_deliveries(session, sequenced)
         session.commit()
     assert len(deliveries(db)) == len(rows)
 

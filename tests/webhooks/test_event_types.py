@@ -15,7 +15,8 @@ from max_server.services import webhook_delivery, webhooks
 from tests.webhooks.conftest import Admin, Receiver
 
 ROOT = Path(max_server.__file__).parent
-EMITTERS = {"emit": 1, "_emit": 1}  # function name -> position of the event type argument
+# function name -> position of the event type argument (``event_row`` for ``events.emit_rows``)
+EMITTERS = {"emit": 1, "_emit": 1, "event_row": 0}
 
 
 class Unresolved(AssertionError):

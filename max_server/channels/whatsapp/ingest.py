@@ -36,7 +36,8 @@ def on_template_update(hook: TemplateHook) -> TemplateHook:
 
 
 def process(session: Session, settings: Settings, items: list[Item], now: datetime) -> Counter[str]:
-    """Applies every item; the caller commits once. Returns counts by outcome.
+    """Applies every item (parsed from a body made storable: ``domain.text.storable``); the
+    caller commits once. Returns counts by outcome.
 
     Each item runs in its own savepoint: one that cannot be stored (a bug, a value the database
     refuses) is kept raw as a ``failed:<kind>`` inbound event instead, and the rest commits, so
@@ -44,18 +45,26 @@ def process(session: Session, settings: Settings, items: list[Item], now: dateti
     (``OperationalError``) fails the webhook, and then nothing is stored and Meta retries."""
     counts: Counter[str] = Counter()
     accounts: dict[str, ChannelAccount] = {}
+    # A webhook of one item (nearly all of them) needs no savepoint: rolling back the whole
+    # transaction undoes exactly what the savepoint would, two statements cheaper.
+    alone = len(items) == 1 and not session.in_transaction()
     for item in items:
-        savepoint = session.begin_nested()
+        savepoint = None if alone else session.begin_nested()
         try:
             outcome = _item(session, settings, item, accounts, now)
-            savepoint.commit()
+            if savepoint is not None:
+                savepoint.commit()
         except OperationalError:
             raise
         except Exception as exc:
-            savepoint.rollback()
-            # Rows read inside the savepoint may be gone, or their ids reused (SQLite): nothing
-            # in the identity map is trusted any more. Earlier items are flushed, so none is lost.
-            session.expire_all()
+            if savepoint is not None:
+                savepoint.rollback()
+                # Rows read inside the savepoint may be gone, or their ids reused (SQLite):
+                # nothing in the identity map is trusted any more. Earlier items are flushed,
+                # so none is lost.
+                session.expire_all()
+            else:
+                session.rollback()
             accounts.clear()
             log.exception("webhook item could not be stored; kept raw instead: %s", describe(item))
             _keep_failed(session, item, exc)
@@ -113,7 +122,7 @@ def _keep_failed(session: Session, item: Item, exc: Exception) -> None:
 
 def _account(session: Session, item: InboundMessage) -> ChannelAccount:
     # Meta only sends our app the numbers subscribed to it: an unseen one becomes an account.
-    return channels.upsert(
+    return channels.account_for_ingest(
         session,
         "whatsapp",
         item.account.phone_number_id,
@@ -157,6 +166,7 @@ def _message(
             reply_to=item.reply_to,
             flags=item.flags,
             media=media,
+            storable=True,  # the webhook made its whole body storable
         ),
         now=now,
         reopen_window=settings.routing.reopen_window,
