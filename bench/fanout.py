@@ -10,9 +10,12 @@ its text. Two latencies per client and message: **ingest → client**, from the 
 was sent to the moment the client got its ``message.created`` event (the figure with the
 target), and **fan-out only**, from the event's ``created_at`` (its insert, inside the ingest
 transaction) to the client, which isolates the stream from the cost of ingest. Every message the
-server acknowledged must reach every client.
+server acknowledged must reach every client. A second run at ``--within-rate`` (50 msg/s by
+default, a rate a 2-core machine's ingest sustains) shows the fan-out's own cost when ingest
+keeps up.
 
-Run: ``python bench/fanout.py [--quick] [--json] [--clients N] [--rate R] [--seconds S] [--processes N]``.
+Run: ``python bench/fanout.py [--quick] [--json] [--clients N] [--rate R] [--within-rate R]
+[--seconds S] [--processes N]``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -29,7 +33,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import Figure, fresh_database, percentile, report
+from common import Figure, cpu_seconds, fresh_database, percentile, report
 from ingest import PHONE, SECRET, free_port, max_server, wait_healthy
 
 TARGET_MS = 100.0
@@ -52,10 +56,16 @@ async def main() -> None:
         async def send(n: int) -> int:
             await asyncio.sleep(max(0.0, start + n / rate - time.time()))
             body = p.encode(p.text_webhook({phone!r}, f"52155{{n % 5000:08d}}", f"wamid.F{{n}}", f"t={{time.time():.6f}}"))
-            answer = await client.post(
-                url + "/webhooks/whatsapp", content=body, headers={{"X-Hub-Signature-256": p.sign(body, {secret!r})}}
-            )
-            return answer.status_code
+            headers = {{"X-Hub-Signature-256": p.sign(body, {secret!r})}}
+            for attempt in range(3):
+                # As Meta does: a connection lost before the answer (a keep-alive connection the
+                # server closed as it was reused) is sent again; the message id dedupes it.
+                try:
+                    answer = await client.post(url + "/webhooks/whatsapp", content=body, headers=headers)
+                    return answer.status_code
+                except httpx.TransportError as exc:
+                    print(f"attempt {{attempt + 1}} of message {{n}}: {{type(exc).__name__}}", file=sys.stderr)
+            return 0
 
         codes = await asyncio.gather(*(send(n) for n in range(total)))
     print(sum(1 for code in codes if code == 200), flush=True)
@@ -165,17 +175,12 @@ def admin_token(env: dict[str, str]) -> str:
     return str(json.loads(made.stdout)["token"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--clients", type=int, default=0)
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--seconds", type=float, default=0)
-    parser.add_argument("--processes", type=int, default=2)
-    args = parser.parse_args()
-    count = args.clients or (50 if args.quick else 200)
-    seconds = args.seconds or (5 if args.quick else 15)
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(args: argparse.Namespace, count: int, seconds: float, rate: float, gated: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="max-fanout-") as tmp, fresh_database() as db_url:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -189,16 +194,25 @@ def main() -> None:
         )
         try:
             wait_healthy(url, server)
-            ingest_ms, fanout_ms, accepted = asyncio.run(drive(url, token, count, args.rate, seconds))
+            before = cpu_seconds(server.pid), _own_cpu()
+            ingest_ms, fanout_ms, accepted = asyncio.run(drive(url, token, count, rate, seconds))
+            server_cpu, client_cpu = cpu_seconds(server.pid) - before[0], _own_cpu() - before[1]
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(20)
-    offered = int(args.rate * seconds)
-    delivered = len(ingest_ms) / max(1, count * accepted)
+    offered = int(rate * seconds)
+    frames = max(1, len(ingest_ms))
+    delivered = len(ingest_ms) / (count * accepted) if accepted else 0.0
     p99 = percentile(ingest_ms, 99) if ingest_ms else float("inf")
-    label = f"fan-out: {count} clients, {args.processes} processes, {args.rate:.0f} msg/s"
-    figures = [
-        Figure(f"{label}: p99 ingest → client", f"<= {TARGET_MS:.0f} ms", p99, "ms", p99 <= TARGET_MS),
+    label = f"fan-out: {count} clients, {args.processes} processes, {rate:.0f} msg/s"
+    return [
+        Figure(
+            f"{label}: p99 ingest → client",
+            f"<= {TARGET_MS:.0f} ms" if gated else "(reported)",
+            p99,
+            "ms",
+            p99 <= TARGET_MS if gated else True,
+        ),
         Figure("  same, p50", "(reported)", percentile(ingest_ms, 50) if ingest_ms else 0, "ms", True),
         Figure(
             "  fan-out only (event insert → client) p99",
@@ -209,7 +223,40 @@ def main() -> None:
         ),
         Figure("  acknowledged / offered", "1.0", accepted / max(1, offered), "x", accepted == offered),
         Figure("  events delivered / acknowledged × clients", "1.0", delivered, "x", delivered >= 1.0),
+        # Where the limit is: every frame costs the server a send and this process a receive and
+        # a parse, on the same cores (a frame is one event to one client).
+        Figure(
+            f"  CPU per frame: server (ingest included) / these {count} clients",
+            "(reported)",
+            server_cpu * 1e6 / frames,
+            f"µs / {client_cpu * 1e6 / frames:.0f} µs ({frames / seconds:.0f} frames/s offered)",
+            True,
+        ),
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--clients", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument(
+        "--within-rate",
+        type=float,
+        default=50.0,
+        help="a second run at a rate this machine's ingest sustains (0: skip)",
+    )
+    parser.add_argument("--seconds", type=float, default=0)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    count = args.clients or (50 if args.quick else 200)
+    seconds = args.seconds or (5 if args.quick else 15)
+    figures = measure(args, count, seconds, args.rate, gated=True)
+    if args.within_rate:
+        # The target's rate overloads a small machine's ingest (see bench/ingest.py): this run says
+        # what the fan-out itself costs when ingest keeps up.
+        figures += measure(args, count, seconds, args.within_rate, gated=False)
     report(figures, args.json)
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -92,20 +93,24 @@ class Subscriber:
     queue: asyncio.Queue[tuple[int, str] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
 
-    def offer(self, seq: int, text: str) -> None:
-        self.loop.call_soon_threadsafe(self._put, (seq, text))
+    def put_many(self, items: list[tuple[int, str]]) -> None:
+        """On the subscriber's event loop: the events of one broadcast batch, in order."""
+        for item in items:
+            if self.overflowed:
+                return
+            try:
+                self.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                # A client this far behind resumes from the database instead (it is told to).
+                self.overflowed = True
+                while not self.queue.empty():
+                    self.queue.get_nowait()
+                self.queue.put_nowait(None)
 
-    def _put(self, item: tuple[int, str]) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            # A client this far behind resumes from the database instead (it is told to).
-            self.overflowed = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+
+def _deliver(deliveries: list[tuple[Subscriber, list[tuple[int, str]]]]) -> None:
+    for subscriber, items in deliveries:
+        subscriber.put_many(items)
 
 
 class Broadcaster:
@@ -152,14 +157,23 @@ class Broadcaster:
                 return sent
             with self._lock:
                 subscribers = list(self._subscribers)
+            # Each subscriber's share of the batch, handed to each event loop in one call: a
+            # wake-up of the loop per event and subscriber cost more than the sends themselves.
+            shares: dict[Subscriber, list[tuple[int, str]]] = {}
             for event in batch:
                 text = json.dumps(events.envelope(event), ensure_ascii=False)
                 assert event.seq is not None
                 for subscriber in subscribers:
                     if events.may_receive(subscriber.actor, event.audience):
-                        subscriber.offer(event.seq, text)
+                        shares.setdefault(subscriber, []).append((event.seq, text))
                 self.last_seq = event.seq
                 sent += 1
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, list[tuple[int, str]]]]] = {}
+            for subscriber, items in shares.items():
+                by_loop.setdefault(subscriber.loop, []).append((subscriber, items))
+            for loop, deliveries in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # the loop has closed: its sockets with it
+                    loop.call_soon_threadsafe(_deliver, deliveries)
 
     def _loop(self) -> None:
         follow("broadcaster", self.publish_pending, self._stop, self._wake, self.poll)

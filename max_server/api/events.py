@@ -168,15 +168,19 @@ async def _pump(
             getter.cancel()
             return  # the client went away
         if getter in done:
-            item = getter.result()
-            if item is None:  # fell too far behind: resume from the database
-                await websocket.send_text(control("resync", latest_seq=last, reason="client too slow"))
-                await websocket.close(CLOSE_LAGGING)
-                return
-            seq, text = item
-            if seq > last:
-                await websocket.send_text(text)
-                last = seq
+            # Everything queued meanwhile goes out now, without a wait per frame.
+            items = [getter.result()]
+            while not subscriber.queue.empty():
+                items.append(subscriber.queue.get_nowait())
+            for item in items:
+                if item is None:  # fell too far behind: resume from the database
+                    await websocket.send_text(control("resync", latest_seq=last, reason="client too slow"))
+                    await websocket.close(CLOSE_LAGGING)
+                    return
+                seq, text = item
+                if seq > last:
+                    await websocket.send_text(text)
+                    last = seq
         else:
             getter.cancel()
         if loop.time() >= recheck_at:

@@ -262,3 +262,49 @@ def test_events_can_be_polled_over_http(live: LiveServer, db: Database, people: 
         if not cursor:
             break
     assert names == ["e0", "e1", "e2"]
+
+
+def emit_many(db: Database, names: list[str]) -> None:
+    """One transaction: the sequencer numbers them together and the broadcaster hands them to
+    each connection as one batch."""
+    with db.session() as session:
+        for name in names:
+            events.emit(session, "test.event", {"name": name}, to=events.audience(everyone=True))
+        session.commit()
+
+
+def test_a_batch_reaches_the_client_whole_and_in_order(
+    live: LiveServer, db: Database, people: People
+) -> None:
+    _, token = people.user("admin")
+    names = [f"batch-{n}" for n in range(40)]
+    with open_stream(live, token) as ws:
+        frames_until_ready(ws)
+        emit_many(db, names)
+        got = [next_event(ws) for _ in names]
+    assert [e["data"]["name"] for e in got] == names
+    assert [e["seq"] for e in got] == sorted(e["seq"] for e in got)
+
+
+def test_a_client_too_far_behind_is_told_to_resync_and_loses_nothing(
+    live: LiveServer, db: Database, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from max_server import realtime
+
+    monkeypatch.setattr(realtime, "QUEUE_LIMIT", 5)  # a mailbox of 5: one batch of 20 overflows it
+    _, token = people.user("admin")
+    names = [f"flood-{n}" for n in range(20)]
+    with open_stream(live, token) as ws:
+        _, ready = frames_until_ready(ws)
+        emit_many(db, names)
+        frame = json.loads(ws.recv(timeout=10))
+        assert frame == {"control": "resync", "latest_seq": ready["latest_seq"], "reason": "client too slow"}
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+    monkeypatch.setattr(realtime, "QUEUE_LIMIT", 10_000)
+    # Resuming from the position it was told replays every event it missed, in order.
+    with open_stream(live, token, after=ready["latest_seq"]) as ws:
+        replayed, _ = frames_until_ready(ws)
+        got = replayed + [next_event(ws) for _ in range(len(names) - len(replayed))]
+    assert [e["data"]["name"] for e in got] == names
