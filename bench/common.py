@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -125,3 +126,32 @@ def cpu_seconds(session_id: int | None = None, database: str | None = None) -> f
                 continue
         total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
     return total / tick
+
+
+def online_team(session: Any, agents: int) -> tuple[Any, list[Any]]:
+    """A team "support" of ``agents`` online agents with room for any number of conversations,
+    added in ``session`` (flushed, not committed): the team and its users."""
+    from datetime import UTC, datetime
+
+    from max_server.access import Actor
+    from max_server.models import TeamMember, User
+    from max_server.schemas import TeamCreate
+    from max_server.services import teams
+
+    now = datetime.now(UTC)
+    team = teams.create_team(session, Actor.system("bench"), TeamCreate(slug="support"))
+    users = [
+        User(
+            name=f"Agent {n}",
+            email=f"a{n}@bench.example",
+            capacity=1_000_000,
+            presence="online",
+            last_seen_at=now,
+        )
+        for n in range(agents)
+    ]
+    session.add_all(users)
+    session.flush()
+    session.add_all(TeamMember(team_id=team.id, user_id=user.id) for user in users)
+    session.flush()
+    return team, users

@@ -15,7 +15,7 @@ import random
 import time
 from datetime import UTC, datetime
 
-from common import Figure, fresh_database, median, percentile, report
+from common import Figure, fresh_database, median, online_team, percentile, report
 
 TARGET_MS = 5.0
 
@@ -23,33 +23,16 @@ TARGET_MS = 5.0
 def setup(url: str, agents: int) -> tuple[object, int]:
     from sqlalchemy import text
 
-    from max_server.access import Actor
     from max_server.db import Database
-    from max_server.models import AgentSkill, ChannelAccount, Customer, TeamMember, User
-    from max_server.schemas import TeamCreate
-    from max_server.services import teams
+    from max_server.models import AgentSkill, ChannelAccount, Customer
 
     db = Database(url, pool_size=5)
-    now = datetime.now(UTC)
     rng = random.Random(7)
     with db.session() as session:
-        team = teams.create_team(session, Actor.system("bench"), TeamCreate(slug="support"))
-        users = [
-            User(
-                name=f"Agent {n}",
-                email=f"a{n}@bench.example",
-                capacity=1_000_000,
-                presence="online",
-                last_seen_at=now,
-            )
-            for n in range(agents)
-        ]
-        session.add_all(users)
-        session.flush()
+        team, users = online_team(session, agents)
         for user in users:
-            session.add(TeamMember(team_id=team.id, user_id=user.id))  # type: ignore[arg-type]
             for skill in rng.sample(["english", "spanish", "billing", "tech", "vip"], 3):
-                session.add(AgentSkill(user_id=user.id, skill=skill, proficiency=rng.randint(1, 5)))  # type: ignore[arg-type]
+                session.add(AgentSkill(user_id=user.id, skill=skill, proficiency=rng.randint(1, 5)))
         session.add(ChannelAccount(kind="whatsapp", external_id="1", name="bench"))
         session.add(Customer(name="bench"))
         session.commit()

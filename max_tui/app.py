@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, tzinfo
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from textual import work
@@ -149,7 +149,9 @@ class MaxApp(App[None]):
             await self.push_screen(self.main)
             self.set_interval(self.heartbeat_seconds, self.heartbeat)
         self.heartbeat()
-        self.run_worker(self.live.run(), name="live", group="live", exclusive=True, exit_on_error=False)
+        # The coroutine function, not a coroutine: a worker cancelled before it starts leaves none unawaited.
+        feed: Callable[[], Coroutine[Any, Any, Any]] = self.live.run
+        self.run_worker(feed, name="live", group="live", exclusive=True, exit_on_error=False)
 
     def _after_problem(self, result: str | None) -> None:
         if result == "retry":

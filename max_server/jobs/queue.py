@@ -69,6 +69,37 @@ def enqueue(
     return job_id
 
 
+def join_or_enqueue(session: Session, kind: str, payload: dict[str, Any], *, ordering_key: str) -> int | None:
+    """For work that reads its input fresh when it runs and whose ordering key says what it is
+    (a team's assignment pass): joins a queued job of ``kind`` on ``ordering_key`` that has not
+    started, or enqueues one when none is free; returns the new job's id, or None when joined.
+
+    A joined job is held until this transaction ends, so it starts after it and sees what it
+    wrote: on PostgreSQL a row lock, which claims skip (``FOR UPDATE SKIP LOCKED``); on SQLite
+    the single writer. The newest such job is joined and a held one skipped, so the oldest is
+    soon free to start however busy the key is: a burst of conversations is a pass or two, not
+    a pass each."""
+    joinable = (
+        select(_J.c.id)
+        .where(
+            _J.c.ordering_key == ordering_key,
+            _J.c.kind == kind,
+            _J.c.state == "queued",
+            _J.c.attempts == 0,  # not a retry waiting out its backoff
+            _J.c.run_at.is_(None),
+        )
+        .order_by(_J.c.id.desc())
+        .limit(1)
+    )
+    if is_postgres(session):
+        joinable = joinable.with_for_update(skip_locked=True)
+    if session.execute(joinable).scalar_one_or_none() is not None:
+        # A worker may have passed it over while this transaction held it: wake one at commit.
+        wakeup.request(session, "jobs")
+        return None
+    return enqueue(session, kind, payload, ordering_key=ordering_key)
+
+
 def _python_now() -> datetime:
     from max_server import clock
 
@@ -127,6 +158,27 @@ def _claim_statement(postgres: bool) -> Any:
         )
         .returning(*_J.c)
     )
+
+
+def absorb_followers(session: Session, job_id: int, kind: str, ordering_key: str, now: datetime) -> int:
+    """Marks done the due, queued jobs of ``kind`` behind ``job_id`` on its ordering key; returns
+    how many. For work that reads its input fresh and covers whatever is there (a team's
+    assignment pass reads the whole queue): the caller does that work in this transaction, after
+    this statement, so it sees everything the absorbed jobs' transactions committed, and one
+    pass replaces a pile of passes that would find nothing left. Jobs behind ``job_id`` on its
+    key cannot start before it ends, so no other worker holds them; a rollback returns them."""
+    result = session.execute(
+        update(_J)
+        .where(
+            _J.c.ordering_key == ordering_key,
+            _J.c.kind == kind,
+            _J.c.state == "queued",
+            _J.c.id > job_id,
+            or_(_J.c.run_at.is_(None), _J.c.run_at <= now),
+        )
+        .values(state="done", finished_at=now)  # never started: attempts stay 0
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def complete(session: Session, job_id: int, worker_id: str, now: datetime) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import functools
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,7 +24,16 @@ class Flow:
     def api(self) -> ConsoleApi:
         return self.screen.ctx.api
 
-    def run(self, work: Coroutine[Any, Any, object], group: str, *, exclusive: bool = False) -> None:
-        """In a worker of the screen: never on the event loop's critical path, and dialogs can
-        be awaited there (``push_screen_wait``)."""
-        self.screen.run_worker(work, group=group, exclusive=exclusive, exit_on_error=False)
+    def run(
+        self,
+        group: str,
+        work: Callable[..., Coroutine[Any, Any, object]],
+        *args: Any,
+        exclusive: bool = False,
+    ) -> None:
+        """``work(*args)`` in a worker of the screen: never on the event loop's critical path,
+        and dialogs can be awaited there (``push_screen_wait``). The coroutine is made when the
+        worker starts: an exclusive worker cancelled before it started leaves none behind
+        unawaited (Python warns of those, and the test suite treats warnings as errors)."""
+        started: Callable[[], Coroutine[Any, Any, Any]] = functools.partial(work, *args)
+        self.screen.run_worker(started, group=group, exclusive=exclusive, exit_on_error=False)

@@ -27,7 +27,7 @@ class CannedFlow(Flow):
         """Revalidates the cached list (a cheap 304 when nothing changed)."""
         if force or time.monotonic() - self.last_checked > REVALIDATE_AFTER_S:
             self.last_checked = time.monotonic()
-            self.run(self._load(), "canned-list", exclusive=True)
+            self.run("canned-list", self._load, exclusive=True)
 
     async def _load(self) -> None:
         catalog = self.ctx.canned
@@ -47,7 +47,7 @@ class CannedFlow(Flow):
         if not needs_render(response):
             self.insert(event.conversation_id, response, response.content, event.location)
             return
-        self.run(self._render(event), "canned-render")
+        self.run("canned-render", self._render, event)
 
     async def _render(self, event: CannedDropdown.Chosen) -> None:
         response, values = event.response, dict[str, str]()
@@ -88,7 +88,7 @@ class CannedFlow(Flow):
     def sent(self, conversation_id: str) -> None:
         """The reply went out: count each response inserted into it."""
         for response_id in sorted(self.ctx.canned_pending.pop(conversation_id, set())):
-            self.run(self._used(response_id), "canned-used")
+            self.run("canned-used", self._used, response_id)
 
     async def _used(self, response_id: str) -> None:
         try:

@@ -37,7 +37,7 @@ class CustomerFlow(Flow):
             return
         if not force:
             self.pane.show_loading()
-        self.run(self._load(conversation.id, conversation.customer.id), "customer-context", exclusive=True)
+        self.run("customer-context", self._load, conversation.id, conversation.customer.id, exclusive=True)
 
     async def _load(self, conversation_id: str, customer_id: str) -> None:
         try:
@@ -82,7 +82,7 @@ class CustomerFlow(Flow):
     def link(self) -> None:
         conversation = self.screen.need_current()
         if conversation is not None:
-            self.run(self._link(conversation), "customer-link")
+            self.run("customer-link", self._link, conversation)
 
     async def _link(self, conversation: ConversationPublic) -> None:
         try:
@@ -106,7 +106,7 @@ class CustomerFlow(Flow):
         self.load(conversation, force=True)
 
     def undo(self, link_id: str) -> None:
-        self.run(self._undo(link_id), "customer-undo")
+        self.run("customer-undo", self._undo, link_id)
 
     async def _undo(self, link_id: str) -> None:
         confirmed = await self.screen.app.push_screen_wait(
@@ -146,7 +146,7 @@ class CustomerFlow(Flow):
             self.screen.notify("The customer is still loading.", severity="warning")
             return
         self.run(
-            self._tags(conversation, document.customer.name or "the customer", list(document.tags)), "tags"
+            "tags", self._tags, conversation, document.customer.name or "the customer", list(document.tags)
         )
 
     async def _tags(self, conversation: ConversationPublic, name: str, tags: list[str]) -> None:

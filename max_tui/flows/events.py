@@ -54,7 +54,7 @@ class EventsFlow(Flow):
                     if message.conversation_id == screen.current_id:
                         screen.show_current()
                 elif self.ctx.store.get(message.conversation_id) is None:
-                    self.run(self._fetch(message.conversation_id), "fetch")
+                    self.run("fetch", self._fetch, message.conversation_id)
             await screen.thread.add_or_update(message, self.ctx.now())
             if message.conversation_id == screen.current_id:
                 screen.refresh_bindings()  # a failed send offers Resend

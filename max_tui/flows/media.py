@@ -27,7 +27,7 @@ class MediaFlow(Flow):
         if len(files) == 1:
             self.screen.app.push_screen(MediaDialog(self.api, self.ctx.files, files[0]))
             return
-        self.run(self._choose(files), "media-choose")
+        self.run("media-choose", self._choose, files)
 
     async def _choose(self, files: list[MediaRef]) -> None:
         by_id = {media.id: media for media in files}

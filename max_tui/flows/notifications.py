@@ -28,7 +28,7 @@ class NotificationsFlow(Flow):
         self.screen.query_one(TopBar).set_unread(self.unread)
 
     def refresh(self) -> None:
-        self.run(self._count(), "notifications-count", exclusive=True)
+        self.run("notifications-count", self._count, exclusive=True)
 
     async def _count(self) -> None:
         try:
@@ -57,7 +57,7 @@ class NotificationsFlow(Flow):
         self.screen.notify(f"#{number} was assigned to you", title="Assigned", timeout=TOAST_SECONDS)
 
     def show(self) -> None:
-        self.run(self._show(), "notifications")
+        self.run("notifications", self._show)
 
     async def _show(self) -> None:
         chosen = await self.screen.app.push_screen_wait(

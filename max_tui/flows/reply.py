@@ -32,7 +32,7 @@ class ReplyFlow(Flow):
         if len(text) > MAX_REPLY:
             self.screen.notify(f"A message may have at most {MAX_REPLY} characters.", severity="warning")
             return
-        self.run(self.send(conversation.id, typed), "send")
+        self.run("send", self.send, conversation.id, typed)
 
     def _own_change(self, conversation_id: str) -> None:
         acting = self.screen.acting_on
@@ -66,7 +66,7 @@ class ReplyFlow(Flow):
     def act(self, verb: str) -> None:
         conversation = self.screen.need_current()
         if conversation is not None:
-            self.run(self._act(verb, conversation), "actions")
+            self.run("actions", self._act, verb, conversation)
 
     async def _act(self, verb: str, conversation: ConversationPublic) -> None:
         self._own_change(conversation.id)
@@ -89,7 +89,7 @@ class ReplyFlow(Flow):
         if message is None:
             self.screen.notify("Nothing to resend: only failed or unknown sends can be.", severity="warning")
             return
-        self.run(self._resend(conversation.id, message), "resend", exclusive=True)
+        self.run("resend", self._resend, conversation.id, message, exclusive=True)
 
     async def _resend(self, conversation_id: str, message: MessagePublic) -> None:
         if message.delivery_status == "unknown":
@@ -115,7 +115,7 @@ class ReplyFlow(Flow):
         self.screen.notify("Sent again, as a new message", timeout=3)
 
     def search(self) -> None:
-        self.run(self._search(), "search")
+        self.run("search", self._search)
 
     async def _search(self) -> None:
         held = sorted(self.ctx.store.conversations.values(), key=activity, reverse=True)

@@ -19,7 +19,7 @@ class SlaFlow(Flow):
         return countdown(conversation, now, self.ctx.policies, self.ctx.warned)
 
     def load_policies(self) -> None:
-        self.run(self._load(), "policies", exclusive=True)
+        self.run("policies", self._load, exclusive=True)
 
     async def _load(self) -> None:
         try:

@@ -28,7 +28,7 @@ class TemplateFlow(Flow):
         if conversation.channel != "whatsapp":
             self.screen.notify("Templates are for WhatsApp conversations.", severity="warning")
             return
-        self.run(self._send(conversation), "template")
+        self.run("template", self._send, conversation)
 
     async def language(self, conversation: ConversationPublic) -> tuple[str | None, str]:
         """The language to list first, and where it comes from."""

@@ -176,3 +176,121 @@ def test_presence_changes_are_events_from_the_heartbeat_and_the_sweep(
         (str(ana.id), "online", "away"),
     ]
     assert all(e.audience["all"] for e in changes)
+
+
+def _enqueue_pass(db: Database, team: Any) -> None:
+    """A pass enqueued outright (as a retry or another process may leave one), not joined."""
+    from max_server.jobs import queue
+
+    with db.session() as session:
+        queue.enqueue(session, "routing.assign", {"team_id": team.id}, ordering_key=f"assign:{team.id}")
+        session.commit()
+
+
+def _passes(db: Database, team: Any) -> list[tuple[str, int]]:
+    from max_server.models import Job
+
+    with db.session(write=False) as session:
+        jobs = session.exec(select(Job).where(Job.kind == "routing.assign").order_by(col(Job.id))).all()
+    return [(j.state, j.attempts) for j in jobs if j.payload == {"team_id": team.id}]
+
+
+def test_conversations_queued_one_after_another_join_one_pass(
+    worker: Worker, db: Database, people: People, clock: FrozenClock
+) -> None:
+    """Twelve conversations queue while no worker runs, each transaction asking for its team's
+    pass: they join the one queued pass, which assigns all twelve; another team's is its own."""
+    from max_server.handlers.routing import enqueue_assign
+
+    support, sales = people.team("support"), people.team("sales")
+    ana, _ = people.user("agent", "Ana", capacity=50)
+    people.join(support, ana)
+    online(db, ana, clock=clock)
+    waiting = []
+    for n in range(12):
+        waiting.append(queued_conversation(db, support, clock, f"cliente {n}"))
+        with db.session() as session:
+            enqueue_assign(session, support.id)
+            session.commit()
+    with db.session() as session:
+        enqueue_assign(session, sales.id)
+        session.commit()
+    assert _passes(db, support) == [("queued", 0)]
+    assert _passes(db, sales) == [("queued", 0)]
+    worker.drain()
+    assert {state(db, c).status for c in waiting} == {"assigned"}
+    assert _passes(db, support) == [("done", 1)]
+
+
+def test_a_burst_of_passes_is_one_pass_and_misses_nothing(
+    worker: Worker, db: Database, people: People, clock: FrozenClock
+) -> None:
+    """Passes already queued behind the one that runs are absorbed by it (done, never started):
+    it reads the queue after them, so it assigns what each of them was for."""
+    support, sales = people.team("support"), people.team("sales")
+    ana, _ = people.user("agent", "Ana", capacity=50)
+    people.join(support, ana)
+    online(db, ana, clock=clock)
+    worker.drain()
+    waiting = []
+    for n in range(12):
+        waiting.append(queued_conversation(db, support, clock, f"cliente {n}"))
+        _enqueue_pass(db, support)
+    _enqueue_pass(db, sales)
+    assert worker.run_once() == 1  # the oldest job: support's first pass
+    assert {state(db, c).status for c in waiting} == {"assigned"}
+    ours = _passes(db, support)
+    assert ours[-12:] == [("done", 1)] + [("done", 0)] * 11
+    assert _passes(db, sales) == [("queued", 0)]
+
+
+def test_a_pass_that_fails_gives_the_absorbed_passes_back(
+    worker: Worker, db: Database, people: People, clock: FrozenClock, monkeypatch: Any
+) -> None:
+    support = people.team("support")
+    for n in range(3):
+        queued_conversation(db, support, clock, f"cliente {n}")
+        _enqueue_pass(db, support)
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("the pass broke")
+
+    monkeypatch.setattr(routing, "assign_queue", broken)
+    worker.run_once()
+    # The failed pass is queued for a retry, and the two behind it are still queued, unabsorbed.
+    assert _passes(db, support) == [("queued", 1), ("queued", 0), ("queued", 0)]
+
+
+def test_a_joined_pass_waits_for_the_transaction_that_joined_it(
+    postgres_db: Database, clock: FrozenClock
+) -> None:
+    """PostgreSQL: while a transaction that queued a conversation holds the pass it joined, no
+    worker can claim that pass (it would miss the conversation); once it commits, the pass runs
+    and assigns it."""
+    from max_server.handlers.routing import enqueue_assign
+    from max_server.jobs import queue
+
+    db = postgres_db
+    people = People(db)
+    support = people.team("support")
+    ana, _ = people.user("agent", "Ana", capacity=5)
+    people.join(support, ana)
+    _enqueue_pass(db, support)
+    conversation = queued_conversation(db, support, clock, "cliente")
+    joining = db.session()
+    enqueue_assign(joining, support.id)  # joins the queued pass and holds it
+    assert _passes(db, support) == [("queued", 0)]
+    online(db, ana, clock=clock)  # asks for a pass too: the held one is skipped, so a new one
+    assert _passes(db, support) == [("queued", 0), ("queued", 0)]
+    with db.session() as session:
+        # The held pass is skipped, and the one behind it waits for it (ordered): nothing to claim.
+        assert queue.claim(session, "w", clock.now(), 60, limit=5) == []
+        session.rollback()
+    joining.commit()
+    joining.close()
+    with db.session() as session:
+        claimed = queue.claim(session, "w", clock.now(), 60, limit=5)
+        session.commit()
+    assert [job.kind for job in claimed] == ["routing.assign"]
+    assign(db, support, clock)
+    assert state(db, conversation).assignee_id == ana.id
