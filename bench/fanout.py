@@ -11,7 +11,7 @@ was sent to the moment the client got its ``message.created`` event (the figure 
 target), and **fan-out only**, from the event's ``created_at`` (its insert, inside the ingest
 transaction) to the client, which isolates the stream from the cost of ingest. Every message the
 server acknowledged must reach every client. A second run at ``--within-rate`` (50 msg/s by
-default, a rate a 2-core machine's ingest sustains) shows the fan-out's own cost when ingest
+default, none with ``--quick``; a rate a 2-core machine's ingest sustains) shows the fan-out's own cost when ingest
 keeps up.
 
 Run: ``python bench/fanout.py [--quick] [--json] [--clients N] [--rate R] [--within-rate R]
@@ -244,8 +244,8 @@ def main() -> None:
     parser.add_argument(
         "--within-rate",
         type=float,
-        default=50.0,
-        help="a second run at a rate this machine's ingest sustains (0: skip)",
+        default=None,
+        help="a second run at a rate this machine's ingest sustains (50; --quick: none; 0: skip)",
     )
     parser.add_argument("--seconds", type=float, default=0)
     parser.add_argument("--processes", type=int, default=2)
@@ -253,6 +253,8 @@ def main() -> None:
     count = args.clients or (50 if args.quick else 200)
     seconds = args.seconds or (5 if args.quick else 15)
     figures = measure(args, count, seconds, args.rate, gated=True)
+    if args.within_rate is None:
+        args.within_rate = 0.0 if args.quick else 50.0
     if args.within_rate:
         # The target's rate overloads a small machine's ingest (see bench/ingest.py): this run says
         # what the fan-out itself costs when ingest keeps up.
