@@ -384,7 +384,7 @@ def latency(args: argparse.Namespace, workdir: Path, figures: list[Figure]) -> N
     """Open loop at the target's 500 msg/s and at ``--within-rate`` (a rate this machine's
     closed-loop runs show it sustains): the second says what a message waits when the server
     keeps up, the first what happens past its capacity (queueing, not service time)."""
-    seconds = 5 if args.quick else 15
+    seconds = 3 if args.quick else 15
     for rate in (OFFERED, args.within_rate):
         bodies = workdir / f"bodies-open-{rate}.txt"
         bodies_file(bodies, rate * seconds + 10, customers=rate * seconds // 2, prefix=f"open{rate}")
@@ -419,7 +419,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="only the runs with N processes")
     parser.add_argument("--no-open-loop", action="store_true", help="skip the open-loop latency run")
     args = parser.parse_args()
-    args.duration = args.duration or (3 if args.quick else 10)
+    args.duration = args.duration or (2 if args.quick else 10)
     if shutil.which("wrk") is None:
         raise SystemExit("bench/ingest.py needs wrk as the load generator: apt-get install wrk")
     figures: list[Figure] = []
