@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import Figure, report  # noqa: E402
+from common import Figure, percentile, report  # noqa: E402
 
 from max_server import migrate  # noqa: E402
 from max_server.access import Actor  # noqa: E402
@@ -150,11 +150,6 @@ def seed(db: Database, conversations: int, transactions: int, others: int) -> tu
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE"))  # what autovacuum does on a live database
     return customer_id, token
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def measure(db: Database, customer_id: int, token: str, requests: int) -> list[Figure]:

@@ -18,13 +18,19 @@ SWEEP_EVERY = 15
 _ROUTER = "max_routing"  # session.info flag: changes made by the router itself
 
 
+ASSIGN = "routing.assign"
+
+
+def _assign_key(team_id: int) -> str:
+    """A team's passes run one at a time, in order; joining and absorbing go by this key too."""
+    return f"assign:{team_id}"
+
+
 def enqueue_assign(session: Session, team_id: int | None) -> None:
     """An assignment pass for the team that starts after this transaction commits, after
     whatever is in flight for it (ordered): a queued one joined, or a new one."""
     if team_id is not None:
-        queue.join_or_enqueue(
-            session, "routing.assign", {"team_id": team_id}, ordering_key=f"assign:{team_id}"
-        )
+        queue.join_or_enqueue(session, ASSIGN, {"team_id": team_id}, ordering_key=_assign_key(team_id))
 
 
 @inbound.on_message(inbound.ORDER_TRIAGE)
@@ -76,14 +82,14 @@ def agent_came_online(session: Session, user: User, previous: str, now: datetime
             enqueue_assign(session, team_id)
 
 
-@handler("routing.assign", RetryPolicy(max_attempts=5, base_delay=1, max_delay=30))
+@handler(ASSIGN, RetryPolicy(max_attempts=5, base_delay=1, max_delay=30))
 def assign(ctx: JobContext, payload: dict[str, Any]) -> None:
     team_id, now = int(payload["team_id"]), _now()
     with ctx.db.session() as session:
         session.info[_ROUTER] = True
         # Every conversation queued behind this job asked for a pass of its own: this one, reading
         # the queue after the absorption, covers them all (a burst is one pass, not hundreds).
-        queue.absorb_followers(session, ctx.job_id, "routing.assign", f"assign:{team_id}", now)
+        queue.absorb_followers(session, ctx.job_id, ASSIGN, _assign_key(team_id), now)
         routing.assign_queue(session, team_id, now, ctx.settings.routing.skills_relax_after)
         session.commit()
 

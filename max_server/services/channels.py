@@ -58,7 +58,7 @@ def upsert(
         select(ChannelAccount).where(ChannelAccount.kind == kind, ChannelAccount.external_id == external_id)
     ).first()
     if found is not None:
-        return found  # the common case: one query on the ingest path
+        return found  # the common case (ingest asks through account_for_ingest's copy first)
     session.execute(
         dialect_insert(session, _A)
         .values(

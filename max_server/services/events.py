@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, func, insert, text, update
+from sqlalchemy import Integer, bindparam, func, insert, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, delete, select
 
@@ -46,7 +46,7 @@ def audience(
 
 def emit(session: Session, type_: str, data: BaseModel | dict[str, Any], *, to: dict[str, Any]) -> Event:
     """Writes an event in the caller's transaction (``to`` from :func:`audience`)."""
-    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    _, payload, _ = event_row(type_, data, to=to)
     event = Event(type=type_, data=payload, audience=to)
     session.add(event)
     wakeup.request(session, "events")
@@ -106,7 +106,7 @@ def sequence_pending(session: Session, batch: int = 1000) -> list[Event]:
         session.execute(_SEQUENCER_LOCK_SQL, {"k": _SEQUENCER_LOCK})
     # The pending events and the latest seq in one statement (after the lock: no other sequencer
     # runs until this transaction ends), then their numbers in one UPDATE run for all of them.
-    rows = session.execute(_pending_statement(batch)).all()
+    rows = session.execute(_PENDING, {"batch": batch}).all()
     if not rows:
         return []
     top = int(rows[0][1])
@@ -121,17 +121,13 @@ def sequence_pending(session: Session, batch: int = 1000) -> list[Event]:
     return pending
 
 
-def _pending_statement(batch: int) -> Any:
-    found = _PENDING.get(batch)
-    if found is None:
-        top = select(func.coalesce(func.max(Event.seq), 0)).scalar_subquery()
-        found = _PENDING[batch] = (
-            select(Event, top).where(col(Event.seq).is_(None)).order_by(col(Event.id)).limit(batch)
-        )
-    return found
-
-
-_PENDING: dict[int, Any] = {}
+_LATEST = select(func.coalesce(func.max(Event.seq), 0))
+_PENDING = (
+    select(Event, _LATEST.scalar_subquery())
+    .where(col(Event.seq).is_(None))
+    .order_by(col(Event.id))
+    .limit(bindparam("batch", type_=Integer()))
+)
 _SEQUENCER_LOCK_SQL = text("SELECT pg_advisory_xact_lock(:k)")
 _NUMBER = (
     update(Event.__table__)  # type: ignore[attr-defined]
@@ -141,7 +137,7 @@ _NUMBER = (
 
 
 def latest_seq(session: Session) -> int:
-    return int(session.exec(select(func.coalesce(func.max(Event.seq), 0))).one() or 0)
+    return int(session.execute(_LATEST).scalar_one() or 0)
 
 
 def oldest_seq(session: Session) -> int | None:

@@ -74,7 +74,7 @@ def conversations(
     rows: Sequence[Conversation],
     known_identities: Mapping[int, list[IdentityRef]] | None = None,
 ) -> list[ConversationPublic]:
-    """``known_identities``: customers' identities the caller holds (ingest, on first contact)."""
+    """``known_identities``: customers' identities the caller holds (ingest: what resolve read)."""
     if not rows:
         return []
     now = clock.now()

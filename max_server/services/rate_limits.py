@@ -70,19 +70,7 @@ _COUNT = insert(_RATE_EVENTS)
 # more than running it). The accepted times of each kind within its window on either side of
 # the message's time (only those can change whether one more fits), for a message alone or with
 # a new conversation; and the id of a block holding it, if any (then the times do not matter).
-_HOLDING = (
-    select(CustomerBlock.id)
-    .where(
-        CustomerBlock.customer_id == bindparam("customer_id"),
-        CustomerBlock.kind == BLOCK,
-        col(CustomerBlock.lifted_at).is_(None),
-        col(CustomerBlock.starts_at) <= bindparam("at"),
-        col(CustomerBlock.until) > bindparam("at"),
-    )
-    .order_by(col(CustomerBlock.id).desc())
-    .limit(1)
-    .subquery()
-)
+_HOLDING = _COVERING.with_only_columns(col(CustomerBlock.id)).limit(1).subquery()  # kind=BLOCK, starts_by=at
 _GATE_READS: dict[tuple[str, ...], Any] = {
     kinds: union_all(
         select(RateEvent.kind, RateEvent.at, cast(null(), BigInteger).label("block_id")).where(
@@ -101,7 +89,7 @@ def _gate_reads(
     not held by it, whatever order Meta delivers them in), and the accepted times near ``at`` of
     each kind in ``windows``."""
     nearby: dict[str, list[datetime]] = {kind: [] for kind in windows}
-    params: dict[str, Any] = {"customer_id": customer_id, "at": at}
+    params: dict[str, Any] = {"customer_id": customer_id, "kind": BLOCK, "starts_by": at, "at": at}
     for kind, window in windows.items():
         params[f"{kind}_from"], params[f"{kind}_to"] = at - window, at + window
     block = None

@@ -163,10 +163,6 @@ def assign_queue(session: Session, team_id: int, now: datetime, relax_after: int
     reservations = routing_pool.Reservations(session)
     assigned = 0
     while page:
-        needed = routing_pool.skill_names(c.required_skills for c in page) - skills
-        if needed:
-            routing_pool.load_skills(session, team_id, pool, needed)
-            skills |= needed
         decided, waiting = _settle(pool, page, now, relax_after, reservations)
         for conversation, choice in decided:
             _assign(session, conversation, choice, now)
@@ -175,6 +171,10 @@ def assign_queue(session: Session, team_id: int, now: datetime, relax_after: int
         if len(page) < BATCH or not any(c.has_room for c in pool):
             break
         page = queued(session, team_id, after=page[-1], keep=keep)
+        needed = routing_pool.skill_names(c.required_skills for c in page) - skills
+        if needed:  # a later page may ask for skills the first did not
+            routing_pool.load_skills(session, team_id, pool, needed)
+            skills |= needed
     return assigned
 
 

@@ -114,8 +114,8 @@ def load_skills(session: Session, team_id: int, pool: list[Candidate], skills: I
 
 # Agents' locks use PostgreSQL's two-key advisory lock space (apart from the one-key locks of
 # teams, customers and the sequencer); user ids fold into 31 bits, a collision only serializes.
-_AGENT_LOCKS = zlib.crc32(b"max:agent") & 0x7FFFFFFF
 _KEY = 0x7FFFFFFF
+_AGENT_LOCKS = zlib.crc32(b"max:agent") & _KEY
 _ID_ARRAY = ARRAY(BigInteger)
 # Waits only for keys above every key this pass holds; below, it only tries. Any pass waits only
 # "upwards", so no two passes can ever wait for each other (no deadlock), whatever order their

@@ -155,8 +155,8 @@ def deliver_many(
         except Exception as exc:  # this job retries; the others' outcomes stand
             outcomes[index] = exc
     try:
-        settled = record_successes(db, [success for _, success in sent], failing)
-        _cancel(db, [wanted[index][0] for index in inactive])
+        cancelled = [wanted[index][0] for index in inactive]
+        settled = settle_batch(db, [success for _, success in sent], failing, cancelled)
     except Exception as exc:
         for index, _ in sent:
             outcomes[index] = exc
@@ -182,17 +182,21 @@ def _attempt_row(delivery_id: int, attempt: int, result: AttemptResult, now: dat
     }
 
 
-def record_successes(db: Database, sent: list[Success], failing: set[int]) -> set[int]:
+def settle_batch(db: Database, sent: list[Success], failing: set[int], cancelled: list[int]) -> set[int]:
     """The common case, for a batch, in one short transaction of prepared statements (no rows
     loaded): the attempts logged, the deliveries settled (those still pending at the attempt
-    sent; returns their ids), and ``failing`` subscriptions that succeeded marked well again."""
-    if not sent:
+    sent; returns their ids), ``failing`` subscriptions that succeeded marked well again, and
+    the ``cancelled`` deliveries of disabled subscriptions, still pending, stopped."""
+    if not sent and not cancelled:
         return set()
     settled: set[int] = set()
     with db.session() as session:
         now = clock.now()
         connection = session.connection()
-        connection.execute(_LOG_ATTEMPT, [_attempt_row(o.delivery_id, n, r, now) for o, n, r in sent])
+        if cancelled:
+            connection.execute(_CANCEL, {"d_ids": cancelled, "now": now})
+        if sent:
+            connection.execute(_LOG_ATTEMPT, [_attempt_row(o.delivery_id, n, r, now) for o, n, r in sent])
         groups: dict[tuple[int, int | None], list[int]] = {}
         for outgoing, attempt, result in sent:
             groups.setdefault((attempt, result.status_code), []).append(outgoing.delivery_id)
@@ -205,14 +209,6 @@ def record_successes(db: Database, sent: list[Success], failing: set[int]) -> se
         session.commit()
     metrics.DELIVERIES.labels("success").inc(len(sent))
     return settled
-
-
-def _cancel(db: Database, delivery_ids: list[int]) -> None:
-    """Deliveries of a disabled subscription that were still pending stop here."""
-    if delivery_ids:
-        with db.session() as session:
-            session.execute(_CANCEL, {"d_ids": delivery_ids, "now": clock.now()})
-            session.commit()
 
 
 def record(

@@ -152,13 +152,11 @@ def signed_headers(outgoing: Outgoing, body: bytes, now: datetime) -> dict[str, 
 Checks = dict[str, "netguard.Target | Exception"]
 
 
-def _checked(
-    url: str, settings: Settings, resolver: netguard.Resolver, checks: Checks | None
-) -> netguard.Target:
+def _checked(url: str, settings: Settings, resolver: netguard.Resolver, checks: Checks) -> netguard.Target:
     """The guard's answer for ``url``, asked once per batch: the deliveries of one batch go out
     within moments, each to the address that was checked (a new batch asks again, so a changed
     DNS answer is seen, and checked, as soon as the next batch)."""
-    found = checks.get(url) if checks is not None else None
+    found = checks.get(url)
     if found is None:
         try:
             found = netguard.check(
@@ -166,8 +164,7 @@ def _checked(
             )
         except (netguard.AddressRefused, _Unresolvable) as exc:
             found = exc
-        if checks is not None:
-            checks[url] = found
+        checks[url] = found
     if isinstance(found, Exception):
         raise found
     return found
@@ -192,7 +189,7 @@ def post(
         return AttemptResult(status, text, error, ms, outcome, after)
 
     try:
-        target = _checked(outgoing.url, settings, resolver, checks)
+        target = _checked(outgoing.url, settings, resolver, {} if checks is None else checks)
         with netguard.stream_via(
             transport_for(target),
             "POST",
